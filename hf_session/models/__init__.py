@@ -1,0 +1,3 @@
+"""Model families. Importing a family registers it with transformers' Auto classes."""
+
+from . import session_bert, session_rnn  # noqa: F401
