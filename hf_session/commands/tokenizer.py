@@ -1,6 +1,7 @@
 """`hf-session tokenizer train|encode`."""
 
 import argparse
+import itertools
 import sys
 
 
@@ -54,7 +55,7 @@ def _run_tokenizer_train(args) -> int:
         overwrite=args.overwrite,
     )
     with open(args.files[0], encoding="utf-8") as handle:
-        sample = [line for _, line in zip(range(2000), handle)]
+        sample = list(itertools.islice(handle, 2000))
     stats = vocabulary_stats(tokenizer, sample)
     print(f"saved a {len(tokenizer)}-token WordPiece vocabulary to {args.output}")
     print(
