@@ -8,7 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .utils import data_path
+from .utils import data_path, read_tsv_column
 
 
 def _banner(title: str) -> None:
@@ -17,16 +17,13 @@ def _banner(title: str) -> None:
 
 def step_tokenizer(workdir: Path, results: dict) -> None:
     """Train one WordPiece vocabulary on English and Korean text, save it, reload it with AutoTokenizer."""
-    import csv
-
     from transformers import AutoTokenizer
 
     from .tokenization import train_wordpiece, vocabulary_stats
 
     _banner("1. WordPiece vocabulary (English + Korean)")
     english = data_path("wikitext2", "wiki.sample.raw")
-    with open(data_path("nsmc", "train.tsv"), encoding="utf-8") as handle:
-        korean = [row["document"] for row in csv.DictReader(handle, delimiter="\t")]
+    korean = read_tsv_column(data_path("nsmc", "train.tsv"), "document")
     korean_file = workdir / "nsmc_train.txt"
     korean_file.write_text("\n".join(korean) + "\n", encoding="utf-8")
 
@@ -43,8 +40,7 @@ def step_tokenizer(workdir: Path, results: dict) -> None:
     pair = tokenizer("Robert Boulter is an actor .", "He starred in a play .")
     print("  pair ->", tokenizer.convert_ids_to_tokens(pair["input_ids"]))
     print("  token_type_ids ->", pair["token_type_ids"])
-    with open(data_path("nsmc", "test.tsv"), encoding="utf-8") as handle:
-        test_reviews = [row["document"] for row in csv.DictReader(handle, delimiter="\t")]
+    test_reviews = read_tsv_column(data_path("nsmc", "test.tsv"), "document")
     for name, texts in (
         ("English (WikiText-2)", english.read_text(encoding="utf-8").splitlines()[:200]),
         ("Korean (NSMC test)", test_reviews),

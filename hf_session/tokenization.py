@@ -126,7 +126,7 @@ def train_wordpiece(
     unicode_form: str | None = "nfc",
     normalizer: normalizers.Normalizer | None = None,
     special_tokens: Iterable[str] | dict | None = None,
-    limit_alphabet: int | None = 1000,
+    limit_alphabet: int | None = None,
     model_max_length: int = 512,
     continuing_subword_prefix: str = "##",
     show_progress: bool = False,
@@ -146,7 +146,9 @@ def train_wordpiece(
         normalizer: a `tokenizers` normalizer to use instead of ours (e.g. stock BERT's, to compare).
         special_tokens: the pad, unk, cls, sep, mask tokens in that order (extra ones follow), or a
             dict by role (``{"pad_token": ..., ...}``). They get the first ids, in that order.
-        limit_alphabet: keep at most this many initial characters (None: all); rarer ones become [UNK].
+        limit_alphabet: keep at most this many initial characters (None, the default: all of them;
+            Korean text has over 2,000 distinct syllables, and a cut of 1,000 gave 1.1% [UNK] on NSMC);
+            characters left out become [UNK].
         model_max_length: the tokenizer's `model_max_length` (what `truncation=True` cuts to).
         show_progress: show the `tokenizers` progress bar.
         output_dir: if given, `save_pretrained` into it (atomically: complete or not at all).
@@ -181,7 +183,7 @@ def train_wordpiece(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=special_list,
-        limit_alphabet=limit_alphabet,
+        **({} if limit_alphabet is None else {"limit_alphabet": limit_alphabet}),
         continuing_subword_prefix=continuing_subword_prefix,
         show_progress=show_progress,
     )

@@ -54,3 +54,18 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False):
 def data_path(*parts: str) -> Path:
     """Path of a sample bundled with the package (`hf_session/data/...`)."""
     return Path(__file__).resolve().parent.joinpath("data", *parts)
+
+
+def read_tsv_column(path: str | os.PathLike, column: str) -> list[str]:
+    """One column of a headed TSV file (GLUE/NSMC layout).
+
+    Quotes are data, not field delimiters: NSMC reviews contain unbalanced `"` that the csv module's
+    default quoting would use to glue rows together.
+    """
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if column not in (reader.fieldnames or []):
+            raise ValueError(f"{str(path)!r} has no column {column!r}; its columns are {reader.fieldnames}")
+        return [row[column] for row in reader]

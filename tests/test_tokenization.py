@@ -1,18 +1,15 @@
-import csv
-
 import pytest
 from tokenizers import normalizers
 from transformers import AutoTokenizer
 
 from hf_session.tokenization import build_normalizer, train_wordpiece, vocabulary_stats
-from hf_session.utils import OutputExistsError, data_path
+from hf_session.utils import OutputExistsError, data_path, read_tsv_column
 
 ENGLISH = data_path("wikitext2", "wiki.sample.raw")
 
 
 def korean_reviews(split="train"):
-    with open(data_path("nsmc", f"{split}.tsv"), encoding="utf-8") as handle:
-        return [row["document"] for row in csv.DictReader(handle, delimiter="\t")]
+    return read_tsv_column(data_path("nsmc", f"{split}.tsv"), "document")
 
 
 @pytest.fixture(scope="module")
