@@ -1,0 +1,895 @@
+"""BERT written from scratch in torch, as a transformers model.
+
+Read top to bottom: embeddings → self-attention → encoder layer (post-LayerNorm) → encoder → pooler → the
+`SessionBertModel` → the heads. Parameter names follow transformers' BERT (`bert.encoder.layer.0.attention.self.query`,
+`cls.predictions.transform.dense`, ...) so a stock BERT checkpoint maps onto this model name for name.
+
+Two speed features, both switched by the config (see `SessionBertConfig`):
+
+* unpadding: the dense layers work on a `(num_tokens, hidden)` matrix of the real tokens only; attention scatters
+  queries, keys and values back into `(batch, seq_len)` just for the attention call, so each sequence still
+  attends only to itself. Without padding (or with `unpad_inputs=False`) `num_tokens = batch * seq_len`.
+* sparse MLM head: with labels in training, the vocabulary projection runs only at the labelled positions.
+
+This file imports only torch, transformers and its sibling configuration file, so that a saved checkpoint
+loads with `trust_remote_code=True` where hf_session is not installed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_session_bert import SessionBertConfig
+
+
+@dataclass
+class SessionBertForPreTrainingOutput(ModelOutput):
+    """Output of `SessionBertForPreTraining`, field for field transformers' `BertForPreTrainingOutput`.
+
+    loss: (), MLM loss + NSP loss, when both label sets are given.
+    prediction_logits: (batch, seq_len, vocab_size), or (num_labelled, vocab_size) with the sparse head.
+    seq_relationship_logits: (batch, 2), NSP scores (0 = B follows A, 1 = B is random).
+    hidden_states, attentions: as in `SessionBertModel`, when asked for.
+    """
+
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None
+    seq_relationship_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def pad_tokens(tokens: torch.Tensor, token_indices: torch.Tensor | None, batch_size: int, seq_len: int):
+    """(num_tokens, *rest) → (batch, seq_len, *rest), zeros at the padded positions."""
+    rest = tokens.shape[1:]
+    if token_indices is None:
+        return tokens.view(batch_size, seq_len, *rest)
+    padded = tokens.new_zeros(batch_size * seq_len, *rest).index_put((token_indices,), tokens)
+    return padded.view(batch_size, seq_len, *rest)
+
+
+def unpad_tokens(padded: torch.Tensor, token_indices: torch.Tensor | None) -> torch.Tensor:
+    """(batch, seq_len, *rest) → (num_tokens, *rest): the real tokens, in row-major order."""
+    flat = padded.reshape(-1, *padded.shape[2:])
+    return flat if token_indices is None else flat.index_select(0, token_indices)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    """softmax(q kᵀ · scaling + mask) v, the textbook attention.
+
+    query, key, value: (batch, heads, seq_len, head_dim); attention_mask: additive float or boolean (True = keep),
+    broadcastable to (batch, heads, seq_len, seq_len). Returns (batch, seq_len, heads, head_dim) and the
+    attention probabilities (batch, heads, seq_len, seq_len).
+    """
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + attention_mask
+    probs = F.softmax(scores, dim=-1)
+    probs = F.dropout(probs, p=dropout, training=module.training)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+class SessionBertEmbeddings(nn.Module):
+    """Word + position + token type embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds) -> torch.Tensor:
+        """ids: (batch, seq_len) each (token_type_ids/position_ids may be None); returns (batch, seq_len, hidden)."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch_size, seq_len = inputs_embeds.shape[:2]
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=inputs_embeds.device).expand(batch_size, seq_len)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long, device=inputs_embeds.device)
+        embeddings = (
+            inputs_embeds
+            + self.position_embeddings(position_ids)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class SessionBertSelfAttention(nn.Module):
+    """Multi-head self-attention over the packed tokens; the attention call itself sees (batch, seq_len)."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+        # An encoder: without this flag sdpa is causal whenever no mask is passed (a batch without padding).
+        self.is_causal = False
+
+    def forward(
+        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+    ):
+        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None."""
+        # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
+        # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
+        qkv_weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        qkv_bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = pad_tokens(F.linear(hidden_states, qkv_weight, qkv_bias), token_indices, batch_size, seq_len)
+        qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
+
+        if output_attentions:
+            # Only eager computes the probabilities; transformers' BERT falls back to it the same way.
+            attention_interface: Callable = eager_attention_forward
+        else:
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        attn_output = attn_output.reshape(batch_size, seq_len, -1)
+        return unpad_tokens(attn_output, token_indices), attn_weights
+
+
+class SessionBertSelfOutput(nn.Module):
+    """Output projection of the attention block, dropout, residual, LayerNorm (post-LN)."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class SessionBertAttention(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.self = SessionBertSelfAttention(config)
+        self.output = SessionBertSelfOutput(config)
+
+    def forward(
+        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+    ):
+        attn_output, attn_weights = self.self(
+            hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+        )
+        return self.output(attn_output, hidden_states), attn_weights
+
+
+class SessionBertIntermediate(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class SessionBertOutput(nn.Module):
+    """Second feed-forward projection, dropout, residual, LayerNorm (post-LN)."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class SessionBertLayer(GradientCheckpointingLayer):
+    """One encoder layer: self-attention block, then feed-forward block, each with residual + LayerNorm."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.attention = SessionBertAttention(config)
+        self.intermediate = SessionBertIntermediate(config)
+        self.output = SessionBertOutput(config)
+
+    def forward(
+        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+    ):
+        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None."""
+        attention_output, attn_weights = self.attention(
+            hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+        )
+        return self.output(self.intermediate(attention_output), attention_output), attn_weights
+
+
+class SessionBertEncoder(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([SessionBertLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(
+        self,
+        hidden_states,
+        attention_mask,
+        token_indices,
+        batch_size,
+        seq_len,
+        output_attentions,
+        output_hidden_states,
+    ):
+        """hidden_states: (num_tokens, hidden). Returns the last hidden state (batch, seq_len, hidden), then the
+        per-layer hidden states (batch, seq_len, hidden) and attention probabilities as tuples when asked for."""
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layer:
+            if output_hidden_states:
+                # Record the tensor the layer then reads, so gradients w.r.t. hidden states reach it.
+                padded = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
+                all_hidden_states += (padded,)
+                hidden_states = unpad_tokens(padded, token_indices)
+            hidden_states, attn_weights = layer(
+                hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+            )
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        last_hidden_state = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
+        if output_hidden_states:
+            all_hidden_states += (last_hidden_state,)
+        return last_hidden_state, all_hidden_states, all_attentions
+
+
+class SessionBertPooler(nn.Module):
+    """tanh(dense(hidden state of [CLS])): the sentence representation the NSP and classification heads use."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(batch, seq_len, hidden) → (batch, hidden)."""
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class SessionBertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class SessionBertLMPredictionHead(nn.Module):
+    """Transform, then the vocabulary projection; its weight is tied to the word embeddings."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.transform = SessionBertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(..., hidden) → (..., vocab_size)."""
+        return self.decoder(self.transform(hidden_states))
+
+
+class SessionBertOnlyMLMHead(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.predictions = SessionBertLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+class SessionBertOnlyNSPHead(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.seq_relationship(pooled_output)
+
+
+class SessionBertPreTrainingHeads(nn.Module):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__()
+        self.predictions = SessionBertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+    """Mean cross-entropy over labels ≠ -100; with `num_items_in_batch` (the label count over all gradient
+    accumulation steps, from Trainer) it is sum / num_items_in_batch, so accumulated gradients are exact."""
+    logits, labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1)
+    if num_items_in_batch is None:
+        return F.cross_entropy(logits, labels, ignore_index=-100)
+    return F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum") / num_items_in_batch
+
+
+def masked_lm_loss_and_logits(head, sequence_output, labels, sparse: bool, num_items_in_batch=None):
+    """Prediction logits and (with labels) the MLM loss.
+
+    sequence_output: (batch, seq_len, hidden); labels: (batch, seq_len), -100 where unlabelled. Dense: logits are
+    (batch, seq_len, vocab). Sparse: only the labelled rows, (num_labelled, vocab), in row-major order, so their
+    targets are `labels[labels != -100]`.
+    """
+    if labels is None:
+        return head(sequence_output), None
+    if sparse:
+        labelled = labels != -100
+        logits = head(sequence_output[labelled])
+        return logits, cross_entropy(logits, labels[labelled], num_items_in_batch)
+    logits = head(sequence_output)
+    return logits, cross_entropy(logits, labels, num_items_in_batch)
+
+
+class SessionBertPreTrainedModel(PreTrainedModel):
+    config: SessionBertConfig
+    config_class = SessionBertConfig
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["SessionBertEmbeddings", "SessionBertLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    # Every head, so that a checkpoint of any one of them loads into any other with trust_remote_code.
+    _auto_heads = {
+        "AutoModel": "SessionBertModel",
+        "AutoModelForPreTraining": "SessionBertForPreTraining",
+        "AutoModelForMaskedLM": "SessionBertForMaskedLM",
+        "AutoModelForNextSentencePrediction": "SessionBertForNextSentencePrediction",
+        "AutoModelForSequenceClassification": "SessionBertForSequenceClassification",
+        "AutoModelForTokenClassification": "SessionBertForTokenClassification",
+        "AutoModelForQuestionAnswering": "SessionBertForQuestionAnswering",
+        "AutoModelForMultipleChoice": "SessionBertForMultipleChoice",
+    }
+
+    def __init__(self, config: SessionBertConfig, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        heads = {auto: f"{module}.{name}" for auto, name in self._auto_heads.items()}
+        self.config.auto_map = {**heads, **(getattr(self.config, "auto_map", None) or {})}
+
+
+class SessionBertModel(SessionBertPreTrainedModel):
+    """The bare encoder: embeddings, `num_hidden_layers` layers and (optionally) the pooler."""
+
+    def __init__(self, config: SessionBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = SessionBertEmbeddings(config)
+        self.encoder = SessionBertEncoder(config)
+        self.pooler = SessionBertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def _check_inputs(self, input_ids, token_type_ids, position_ids, seq_len):
+        """Out-of-range ids raise one clear ValueError here instead of an index error deep inside torch."""
+        config = self.config
+        if seq_len > config.max_position_embeddings and position_ids is None:
+            raise ValueError(
+                f"sequence length {seq_len} exceeds max_position_embeddings={config.max_position_embeddings}; "
+                "truncate the input (tokenizer(..., truncation=True, max_length=...))"
+            )
+        for name, ids, limit, limit_name in (
+            ("input_ids", input_ids, config.vocab_size, "vocab_size"),
+            ("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size"),
+            ("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings"),
+        ):
+            if ids is not None and ids.numel() and (ids.min() < 0 or ids.max() >= limit):
+                hint = (
+                    " (is the tokenizer's vocabulary larger than the model's?)" if name == "input_ids" else ""
+                )
+                raise ValueError(
+                    f"{name} must be in [0, {limit_name}={limit}), got values in "
+                    f"[{int(ids.min())}, {int(ids.max())}]{hint}"
+                )
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """input_ids, attention_mask (1 = real token), token_type_ids, position_ids: (batch, seq_len);
+        inputs_embeds: (batch, seq_len, hidden) instead of input_ids.
+
+        Returns last_hidden_state (batch, seq_len, hidden), pooler_output (batch, hidden), and when asked for
+        hidden_states (num_layers + 1 × (batch, seq_len, hidden)) and attentions (num_layers × (batch, heads,
+        seq_len, seq_len)).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        output_attentions = (
+            output_attentions if output_attentions is not None else self.config.output_attentions
+        )
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        source = input_ids if input_ids is not None else inputs_embeds
+        if source.dim() != (2 if input_ids is not None else 3):
+            raise ValueError(
+                "input_ids must have shape (batch, seq_len) and inputs_embeds (batch, seq_len, hidden); got "
+                f"{tuple(source.shape)}"
+            )
+        batch_size, seq_len = source.shape[:2]
+        if attention_mask is not None and attention_mask.shape != (batch_size, seq_len):
+            raise ValueError(
+                f"attention_mask must have shape (batch, seq_len) = {(batch_size, seq_len)}, "
+                f"got {tuple(attention_mask.shape)}"
+            )
+        self._check_inputs(input_ids, token_type_ids, position_ids, seq_len)
+
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        token_indices = None
+        if self.config.unpad_inputs and attention_mask is not None and not bool(attention_mask.all()):
+            token_indices = attention_mask.flatten().nonzero().squeeze(1)
+        if output_attentions:
+            # The eager fallback takes a plain boolean (batch, 1, 1, seq_len) mask whatever the backend.
+            mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        else:
+            mask = create_bidirectional_mask(
+                config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
+            )
+
+        sequence_output, hidden_states, attentions = self.encoder(
+            unpad_tokens(embedding_output, token_indices),
+            mask,
+            token_indices,
+            batch_size,
+            seq_len,
+            output_attentions,
+            output_hidden_states,
+        )
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            hidden_states=hidden_states,
+            attentions=attentions,
+        )
+
+
+class SessionBertForPreTraining(SessionBertPreTrainedModel):
+    """MLM + NSP, BERT's pretraining objective; loss = MLM loss + NSP loss."""
+
+    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.bert = SessionBertModel(config)
+        self.cls = SessionBertPreTrainingHeads(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> SessionBertForPreTrainingOutput:
+        """labels: (batch, seq_len) token ids at masked positions, -100 elsewhere; next_sentence_label: (batch,),
+        0 = B follows A, 1 = B is random. loss: MLM + NSP, or the one of them whose labels are given.
+
+        prediction_logits: (batch, seq_len, vocab), or only the labelled rows (num_labelled, vocab) when training
+        with labels and `config.sparse_mlm_head`. seq_relationship_logits: (batch, 2).
+
+        With `num_items_in_batch` (the masked-token count over all accumulation steps) the MLM part is
+        sum / num_items_in_batch, exact under gradient accumulation; the NSP mean of this micro-batch is weighted
+        by its share of those masked tokens (exact when micro-batches have the same masked-token ratio).
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        sparse = self.config.sparse_mlm_head and self.training
+        prediction_logits, mlm_loss = masked_lm_loss_and_logits(
+            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
+        )
+        seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)
+
+        # The loss of whichever objectives have labels, so MLM-only data (no NSP pairs) trains this head too.
+        loss = mlm_loss
+        if next_sentence_label is not None:
+            nsp_loss = cross_entropy(seq_relationship_logits, next_sentence_label)
+            if num_items_in_batch is not None and labels is not None:
+                nsp_loss = nsp_loss * (labels != -100).sum() / num_items_in_batch
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return SessionBertForPreTrainingOutput(
+            loss=loss,
+            prediction_logits=prediction_logits,
+            seq_relationship_logits=seq_relationship_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class SessionBertForMaskedLM(SessionBertPreTrainedModel):
+    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.bert = SessionBertModel(config, add_pooling_layer=False)
+        self.cls = SessionBertOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        """labels: (batch, seq_len), -100 at unmasked positions. logits: (batch, seq_len, vocab), or
+        (num_labelled, vocab) when training with labels and `config.sparse_mlm_head`."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        sparse = self.config.sparse_mlm_head and self.training
+        logits, loss = masked_lm_loss_and_logits(
+            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
+        )
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SessionBertForNextSentencePrediction(SessionBertPreTrainedModel):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.bert = SessionBertModel(config)
+        self.cls = SessionBertOnlyNSPHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> NextSentencePredictorOutput:
+        """labels: (batch,), 0 = B follows A, 1 = B is random. logits: (batch, 2)."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.cls(outputs.pooler_output)
+        loss = cross_entropy(logits, labels, num_items_in_batch) if labels is not None else None
+        return NextSentencePredictorOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SessionBertForSequenceClassification(SessionBertPreTrainedModel):
+    """Pooled [CLS] → dropout → linear. `config.problem_type`: "regression" (num_labels == 1),
+    "single_label_classification" (integer labels) or "multi_label_classification" (float 0/1 labels)."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = SessionBertModel(config)
+        dropout = config.classifier_dropout
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        """labels: (batch,) class ids or regression targets, or (batch, num_labels) multi-hot. logits:
+        (batch, num_labels)."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+
+        loss = None
+        if labels is not None:
+            if self.config.problem_type is None:
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            # Summed when Trainer gives the label count over all accumulation steps, so the division is exact.
+            reduction = "mean" if num_items_in_batch is None else "sum"
+            if self.config.problem_type == "regression":
+                predictions = logits.squeeze(-1) if self.num_labels == 1 else logits
+                loss = F.mse_loss(
+                    predictions.float(), labels.float().view_as(predictions), reduction=reduction
+                )
+            elif self.config.problem_type == "single_label_classification":
+                loss = F.cross_entropy(logits.float(), labels.view(-1), reduction=reduction)
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+            if num_items_in_batch is not None:
+                loss = loss / num_items_in_batch
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SessionBertForTokenClassification(SessionBertPreTrainedModel):
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = SessionBertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        """labels: (batch, seq_len) tag ids, -100 where ignored. logits: (batch, seq_len, num_labels)."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = cross_entropy(logits, labels, num_items_in_batch) if labels is not None else None
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SessionBertForQuestionAnswering(SessionBertPreTrainedModel):
+    """Extractive QA: a start and an end logit per token (see `hf_session.qa.answer_question`)."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.bert = SessionBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> QuestionAnsweringModelOutput:
+        """start_positions, end_positions: (batch,) token indices of the answer span; positions outside the
+        sequence are ignored. start_logits, end_logits: (batch, seq_len)."""
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).unbind(dim=-1)
+
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions past the end (truncated answers) become one ignored index, as in the BERT paper's code.
+            ignored_index = start_logits.size(1)
+            start_positions = start_positions.view(-1).clamp(0, ignored_index)
+            end_positions = end_positions.view(-1).clamp(0, ignored_index)
+            start_loss = F.cross_entropy(start_logits.float(), start_positions, ignore_index=ignored_index)
+            end_loss = F.cross_entropy(end_logits.float(), end_positions, ignore_index=ignored_index)
+            loss = (start_loss + end_loss) / 2
+        return QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class SessionBertForMultipleChoice(SessionBertPreTrainedModel):
+    """Each (context, choice) pair is scored from its pooled [CLS]; softmax over the choices."""
+
+    def __init__(self, config: SessionBertConfig):
+        super().__init__(config)
+        self.bert = SessionBertModel(config)
+        dropout = config.classifier_dropout
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> MultipleChoiceModelOutput:
+        """input_ids etc.: (batch, num_choices, seq_len); labels: (batch,) index of the right choice.
+        logits: (batch, num_choices)."""
+        source = input_ids if input_ids is not None else inputs_embeds
+        num_choices = source.shape[1]
+
+        def flat(tensor):
+            return None if tensor is None else tensor.reshape(-1, *tensor.shape[2:])
+
+        outputs = self.bert(
+            flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
+        loss = cross_entropy(logits, labels, num_items_in_batch) if labels is not None else None
+        return MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "SessionBertForMaskedLM",
+    "SessionBertForMultipleChoice",
+    "SessionBertForNextSentencePrediction",
+    "SessionBertForPreTraining",
+    "SessionBertForPreTrainingOutput",
+    "SessionBertForQuestionAnswering",
+    "SessionBertForSequenceClassification",
+    "SessionBertForTokenClassification",
+    "SessionBertModel",
+    "SessionBertPreTrainedModel",
+]

@@ -1,0 +1,77 @@
+"""Extractive question answering in one call: transformers 5.x has no question-answering pipeline any more.
+
+`answer_question(model, tokenizer, question, context)` returns the best answer span of `context`: its text, its
+character span, and its score (p(start) · p(end), the probabilities taken over the context tokens of the
+window that holds it). Long contexts are read in overlapping windows, as BERT's SQuAD code does.
+"""
+
+import torch
+
+from .models.session_bert.convert import check_tokenizer_fits
+
+
+def answer_question(
+    model,
+    tokenizer,
+    question: str,
+    context: str,
+    max_length: int = 384,
+    stride: int = 128,
+    max_answer_length: int = 30,
+) -> dict:
+    """Answer `question` with a span of `context`.
+
+    model: any question-answering model (start_logits, end_logits), e.g. `SessionBertForQuestionAnswering`;
+    tokenizer: a fast tokenizer (offsets are needed); max_length: tokens per window (question + context);
+    stride: tokens shared by consecutive windows; max_answer_length: longest answer, in tokens.
+
+    Returns {"answer": str, "start": int, "end": int, "score": float} with context[start:end] == answer.
+    """
+    if not question.strip() or not context.strip():
+        raise ValueError("question and context must both be non-empty text")
+    if not tokenizer.is_fast:
+        raise ValueError("answer_question needs a fast tokenizer (it maps tokens back to characters)")
+    if max_answer_length < 1:
+        raise ValueError(f"max_answer_length must be at least 1, got {max_answer_length}")
+    check_tokenizer_fits(tokenizer, model.config)
+    question_length = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    if question_length + 3 + stride >= max_length:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for the context: the question takes {question_length} "
+            f"tokens, plus 3 special tokens and stride={stride}; raise max_length or lower stride"
+        )
+
+    encoded = tokenizer(
+        question,
+        context,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=True,
+        return_tensors="pt",
+    )
+    offsets = encoded.pop("offset_mapping")
+    encoded.pop("overflow_to_sample_mapping", None)
+    model_inputs = {k: v.to(model.device) for k, v in encoded.items() if k in tokenizer.model_input_names}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = model(**model_inputs)
+    model.train(was_training)
+
+    best = None
+    for window in range(offsets.shape[0]):
+        in_context = torch.tensor([s == 1 for s in encoded.sequence_ids(window)])
+        start_probs = outputs.start_logits[window].float().masked_fill(~in_context, float("-inf")).softmax(-1)
+        end_probs = outputs.end_logits[window].float().masked_fill(~in_context, float("-inf")).softmax(-1)
+        # scores[i, j] = p(start=i) p(end=j) for i ≤ j < i + max_answer_length
+        scores = start_probs[:, None] * end_probs[None, :]
+        scores = torch.triu(scores) - torch.triu(scores, diagonal=max_answer_length)
+        score, flat_index = scores.flatten().max(0)
+        if best is None or score > best[0]:
+            start_token, end_token = divmod(int(flat_index), scores.shape[1])
+            best = (score, int(offsets[window, start_token, 0]), int(offsets[window, end_token, 1]))
+    score, start, end = best
+    return {"answer": context[start:end], "start": start, "end": end, "score": float(score)}
