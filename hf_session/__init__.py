@@ -5,8 +5,51 @@
 """
 
 from . import models  # noqa: F401  (registers the Auto classes)
+from .models.session_bert import (
+    SessionBertConfig,
+    SessionBertForMaskedLM,
+    SessionBertForMultipleChoice,
+    SessionBertForNextSentencePrediction,
+    SessionBertForPreTraining,
+    SessionBertForQuestionAnswering,
+    SessionBertForSequenceClassification,
+    SessionBertForTokenClassification,
+    SessionBertModel,
+    SessionBertPreTrainedModel,
+)
+from .models.session_rnn import (
+    SessionRnnConfig,
+    SessionRnnForConditionalGeneration,
+    SessionRnnForSequenceClassification,
+    SessionRnnModel,
+    SessionRnnPreTrainedModel,
+)
+from .models.session_word2vec import SessionWord2VecConfig, SessionWord2VecModel
 from .tokenization import load_tokenizer, train_wordpiece
+from .translation import translate
 
 __version__ = "0.1.0"
 
-__all__ = ["load_tokenizer", "train_wordpiece", "__version__"]
+__all__ = [
+    "load_tokenizer",
+    "train_wordpiece",
+    "__version__",
+    "SessionBertConfig",
+    "SessionBertForMaskedLM",
+    "SessionBertForMultipleChoice",
+    "SessionBertForNextSentencePrediction",
+    "SessionBertForPreTraining",
+    "SessionBertForQuestionAnswering",
+    "SessionBertForSequenceClassification",
+    "SessionBertForTokenClassification",
+    "SessionBertModel",
+    "SessionBertPreTrainedModel",
+    "SessionRnnConfig",
+    "SessionRnnForConditionalGeneration",
+    "SessionRnnForSequenceClassification",
+    "SessionRnnModel",
+    "SessionRnnPreTrainedModel",
+    "SessionWord2VecConfig",
+    "SessionWord2VecModel",
+    "translate",
+]
