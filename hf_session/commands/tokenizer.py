@@ -23,7 +23,9 @@ def add_parser(subparsers) -> None:
         help="default: follow --lowercase (Hangul is never decomposed)",
     )
     train.add_argument("--unicode-form", choices=["nfc", "nfkc", "none"], default="nfc")
-    train.add_argument("--limit-alphabet", type=int, default=None, help="keep at most N characters (default: all)")
+    train.add_argument(
+        "--limit-alphabet", type=int, default=None, help="keep at most N characters (default: all)"
+    )
     train.add_argument("--model-max-length", type=int, default=512)
     train.add_argument(
         "--output", required=True, help="folder to write (refused if it is a file or not empty)"
