@@ -74,7 +74,8 @@ def _special_tokens(special_tokens: Iterable[str] | dict | None) -> dict:
     return mapping
 
 
-def _check_files(files) -> list[str]:
+def check_text_files(files) -> list[str]:
+    """The paths as strings, after checking that each exists and holds UTF-8 text with a non-blank line."""
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     files = [str(f) for f in files]
@@ -188,7 +189,7 @@ def train_wordpiece(
         show_progress=show_progress,
     )
     if files is not None:
-        backend.train(_check_files(files), trainer)
+        backend.train(check_text_files(files), trainer)
     else:
         backend.train_from_iterator(_batches(texts), trainer)
 

@@ -29,7 +29,7 @@ from datasets.fingerprint import Hasher
 from transformers import DataCollatorForLanguageModeling
 from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 
-from ..tokenization import _check_files
+from ..tokenization import check_text_files
 
 # Bumped when the tokenization output changes, so that old caches are not reused.
 TOKENIZE_VERSION = 2
@@ -54,7 +54,7 @@ def read_corpus(
     if (files is None) == (dataset is None):
         raise ValueError("give exactly one of `files` or `dataset`")
     if files is not None:
-        files = _check_files(files)
+        files = check_text_files(files)
         return datasets.load_dataset("text", data_files={"train": files}, cache_dir=cache_dir, split="train")
     if text_column not in dataset.column_names:
         raise ValueError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}")
