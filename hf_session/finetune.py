@@ -535,12 +535,14 @@ def _qa_eval_features(dataset, tokenizer, data_args: DataArguments):
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names)
 
 
-def best_answers(examples, features, start_logits, end_logits, max_answer_length: int = 30, n_best: int = 20):
+def best_answers(examples, features, start_logits, end_logits, max_answer_length: int = 30):
     """The highest-scoring span (start + end logit) of each example over all its context windows.
 
     `start_logits`, `end_logits`: (num_features, seq_len) in the order of `features`, which carry
     `example_id` and `offset_mapping` (None outside the context). Returns {example id: answer text}.
     """
+    from .qa import best_span
+
     offset_mappings = features["offset_mapping"]  # read each column once: a Dataset rebuilds it per access
     by_example = collections.defaultdict(list)
     for index, example_id in enumerate(features["example_id"]):
@@ -550,15 +552,13 @@ def best_answers(examples, features, start_logits, end_logits, max_answer_length
         best_score, best_text = -np.inf, ""
         for index in by_example[example["id"]]:
             offsets = offset_mappings[index]
-            starts = np.argsort(start_logits[index][: len(offsets)])[-n_best:]
-            ends = np.argsort(end_logits[index][: len(offsets)])[-n_best:]
-            for s in starts:
-                for e in ends:
-                    if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > max_answer_length:
-                        continue
-                    score = start_logits[index][s] + end_logits[index][e]
-                    if score > best_score:
-                        best_score, best_text = score, example["context"][offsets[s][0] : offsets[e][1]]
+            starts, ends = start_logits[index][: len(offsets)], end_logits[index][: len(offsets)]
+            span = best_span(starts, ends, [o is not None for o in offsets], max_answer_length)
+            if span is None:
+                continue
+            s, e = span
+            if starts[s] + ends[e] > best_score:
+                best_score, best_text = starts[s] + ends[e], example["context"][offsets[s][0] : offsets[e][1]]
         answers[example["id"]] = best_text
     return answers
 

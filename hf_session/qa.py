@@ -10,6 +10,26 @@ import torch
 from .models.session_bert.convert import check_tokenizer_fits
 
 
+def best_span(start_logits, end_logits, in_context, max_answer_length: int = 30):
+    """The best answer span of one window: start ≤ end < start + max_answer_length, both in the context.
+
+    start_logits, end_logits: (seq_len,) tensors or arrays; in_context: (seq_len,) booleans, True on context
+    tokens. The span maximises start_logit + end_logit (the same span maximises p(start) · p(end) within the
+    window). Returns (start_token, end_token), or None when the window holds no context token.
+    """
+    in_context = torch.as_tensor(in_context, dtype=torch.bool)
+    if not in_context.any():
+        return None
+    start = torch.as_tensor(start_logits, dtype=torch.float32).masked_fill(~in_context, float("-inf"))
+    end = torch.as_tensor(end_logits, dtype=torch.float32).masked_fill(~in_context, float("-inf"))
+    # scores[i, j] = start[i] + end[j], kept for i ≤ j < i + max_answer_length
+    scores = start[:, None] + end[None, :]
+    length = torch.arange(len(start))[None, :] - torch.arange(len(start))[:, None]
+    scores = scores.masked_fill((length < 0) | (length >= max_answer_length), float("-inf"))
+    start_token, end_token = divmod(int(scores.flatten().argmax()), scores.shape[1])
+    return start_token, end_token
+
+
 def answer_question(
     model,
     tokenizer,
@@ -64,14 +84,14 @@ def answer_question(
     best = None
     for window in range(offsets.shape[0]):
         in_context = torch.tensor([s == 1 for s in encoded.sequence_ids(window)])
+        start_token, end_token = best_span(
+            outputs.start_logits[window], outputs.end_logits[window], in_context, max_answer_length
+        )
+        # Windows are compared by probability, each normalised over its own context tokens.
         start_probs = outputs.start_logits[window].float().masked_fill(~in_context, float("-inf")).softmax(-1)
         end_probs = outputs.end_logits[window].float().masked_fill(~in_context, float("-inf")).softmax(-1)
-        # scores[i, j] = p(start=i) p(end=j) for i ≤ j < i + max_answer_length
-        scores = start_probs[:, None] * end_probs[None, :]
-        scores = torch.triu(scores) - torch.triu(scores, diagonal=max_answer_length)
-        score, flat_index = scores.flatten().max(0)
+        score = start_probs[start_token] * end_probs[end_token]
         if best is None or score > best[0]:
-            start_token, end_token = divmod(int(flat_index), scores.shape[1])
             best = (score, int(offsets[window, start_token, 0]), int(offsets[window, end_token, 1]))
     score, start, end = best
     return {"answer": context[start:end], "start": start, "end": end, "score": float(score)}

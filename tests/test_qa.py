@@ -103,3 +103,15 @@ def test_bad_input_is_refused(tokenizer):
     model.config = SessionBertConfig(vocab_size=100, hidden_size=8, num_attention_heads=2)
     with pytest.raises(ValueError, match="vocab_size is 100"):
         answer_question(model, tokenizer, "Who ?", "Some context .")
+
+
+def test_best_span_respects_context_order_and_length():
+    from hf_session.qa import best_span
+
+    start = torch.tensor([9.0, 1.0, 0.0, 4.0, 0.0])
+    end = torch.tensor([9.0, 0.0, 3.0, 0.0, 2.0])
+    in_context = [False, True, True, True, True]
+    assert best_span(start, end, in_context, max_answer_length=30) == (3, 4)  # 4 + 2 beats 1 + 3
+    assert best_span(start, end, in_context, max_answer_length=1) == (3, 3)  # single-token spans only
+    assert best_span(end, start, in_context, max_answer_length=30) == (2, 3)  # the end never precedes the start
+    assert best_span(start, end, [False] * 5) is None
