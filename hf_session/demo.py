@@ -33,6 +33,19 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide transformers' load report: the demo loads heads from checkpoints that hold other heads too."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def step_tokenizer(workdir: Path, results: dict) -> None:
     """Train one WordPiece vocabulary on English and Korean text, save it, reload it with AutoTokenizer."""
     from transformers import AutoTokenizer
@@ -75,7 +88,6 @@ def step_bert(workdir: Path, results: dict) -> None:
     """A tiny BERT on the demo tokenizer: a few seconds of MLM, fill-mask, and the same model as stock BERT."""
     import torch
     from transformers import AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, pipeline
-    from transformers.utils import logging as hf_logging
 
     from .models.session_bert import SessionBertConfig, SessionBertForMaskedLM
     from .models.session_bert.convert import convert_to_bert
@@ -121,12 +133,8 @@ def step_bert(workdir: Path, results: dict) -> None:
     for guess in ours:
         print(f"  {guess['token_str']:12} {guess['score']:.3f}")
     convert_to_bert(workdir / "bert-tiny", workdir / "bert-tiny-stock")
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with _quiet_loading():
         stock = BertForMaskedLM.from_pretrained(workdir / "bert-tiny-stock")
-    finally:
-        hf_logging.set_verbosity(verbosity)
     theirs = pipeline("fill-mask", model=stock, tokenizer=tokenizer)(text, top_k=3)
     same = [g["token"] for g in theirs] == [g["token"] for g in ours]
     print(
@@ -140,7 +148,6 @@ def step_bert(workdir: Path, results: dict) -> None:
 def step_pretraining(workdir: Path, results: dict) -> None:
     """Pretrain a tiny BERT (MLM + NSP) on the bundled WikiText-2 sample, then fill a mask with it."""
     from transformers import pipeline
-    from transformers.utils import logging as hf_logging
 
     from .pretraining import parse_pretraining_args, pretrain
 
@@ -165,12 +172,8 @@ def step_pretraining(workdir: Path, results: dict) -> None:
         f"NSP accuracy {metrics['eval/nsp_accuracy']:.1%}"
     )
     # fill-mask loads the masked-LM head only; the load report would list the pooler and NSP head as unused.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with _quiet_loading():
         fill = pipeline("fill-mask", model=str(output_dir), tokenizer=str(output_dir))
-    finally:
-        hf_logging.set_verbosity(verbosity)
     text = "He had a guest role in the television [MASK] ."
     print(f"fill-mask {text!r} (a few dozen steps teach word frequencies, not yet meaning):")
     for guess in fill(text, top_k=5):
@@ -205,7 +208,8 @@ def step_embeddings(workdir: Path, results: dict) -> None:
     if results.get("pretrained_dir"):
         sources["bert input embeddings"] = results["pretrained_dir"]
     for name, folder in sources.items():
-        vectors = load_word_vectors(folder)
+        with _quiet_loading():
+            vectors = load_word_vectors(folder)
         for word in ("season", "army"):
             if word in vectors:
                 found = ", ".join(token for token, _ in vectors.neighbors(word, k=5))
