@@ -1,6 +1,6 @@
 """The from-scratch BERT family. Importing it registers the config and every head with the Auto classes."""
 
-from ...registration import register_family
+from ...registration import declared_heads, register_family
 from .configuration_session_bert import SessionBertConfig
 from .modeling_session_bert import (
     SessionBertForMaskedLM,
@@ -15,19 +15,7 @@ from .modeling_session_bert import (
     SessionBertPreTrainedModel,
 )
 
-register_family(
-    SessionBertConfig,
-    {
-        "AutoModel": SessionBertModel,
-        "AutoModelForPreTraining": SessionBertForPreTraining,
-        "AutoModelForMaskedLM": SessionBertForMaskedLM,
-        "AutoModelForNextSentencePrediction": SessionBertForNextSentencePrediction,
-        "AutoModelForSequenceClassification": SessionBertForSequenceClassification,
-        "AutoModelForTokenClassification": SessionBertForTokenClassification,
-        "AutoModelForQuestionAnswering": SessionBertForQuestionAnswering,
-        "AutoModelForMultipleChoice": SessionBertForMultipleChoice,
-    },
-)
+register_family(SessionBertConfig, declared_heads(SessionBertPreTrainedModel))
 
 __all__ = [
     "SessionBertConfig",

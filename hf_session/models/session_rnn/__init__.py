@@ -1,6 +1,6 @@
 """The GRU/LSTM family: seq2seq with attention, and an RNN classifier (registered with the Auto classes)."""
 
-from ...registration import register_family
+from ...registration import declared_heads, register_family
 from .configuration_session_rnn import SessionRnnConfig
 from .modeling_session_rnn import (
     SessionRnnForConditionalGeneration,
@@ -9,14 +9,7 @@ from .modeling_session_rnn import (
     SessionRnnPreTrainedModel,
 )
 
-register_family(
-    SessionRnnConfig,
-    {
-        "AutoModel": SessionRnnModel,
-        "AutoModelForSeq2SeqLM": SessionRnnForConditionalGeneration,
-        "AutoModelForSequenceClassification": SessionRnnForSequenceClassification,
-    },
-)
+register_family(SessionRnnConfig, declared_heads(SessionRnnPreTrainedModel))
 
 __all__ = [
     "SessionRnnConfig",
