@@ -113,5 +113,8 @@ def test_best_span_respects_context_order_and_length():
     in_context = [False, True, True, True, True]
     assert best_span(start, end, in_context, max_answer_length=30) == (3, 4)  # 4 + 2 beats 1 + 3
     assert best_span(start, end, in_context, max_answer_length=1) == (3, 3)  # single-token spans only
-    assert best_span(end, start, in_context, max_answer_length=30) == (2, 3)  # the end never precedes the start
+    assert best_span(end, start, in_context, max_answer_length=30) == (
+        2,
+        3,
+    )  # the end never precedes the start
     assert best_span(start, end, [False] * 5) is None
