@@ -7,7 +7,6 @@ from unittest import mock
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, EvalPrediction
 
@@ -123,13 +122,7 @@ SAMPLE_RUNS = {
 NOT_FINETUNING = ("pretrain-", "word2vec-")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine more threads only spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def finetuning_recipes() -> list[str]:
