@@ -470,19 +470,24 @@ def _token_classification_features(raw, tokenizer, data_args: DataArguments, lab
     return raw.map(encode, batched=True, remove_columns=raw["train"].column_names)
 
 
+def _qa_windows(tokenizer, questions, contexts, data_args: DataArguments):
+    """Question + context pairs cut into overlapping windows of the context (SQuAD style), with offsets."""
+    return tokenizer(
+        [q.lstrip() for q in questions],
+        contexts,
+        truncation="only_second",
+        max_length=data_args.max_seq_length,
+        stride=data_args.doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+
+
 def _qa_train_features(dataset, tokenizer, data_args: DataArguments):
     question, context, answers = data_args.question_column, data_args.context_column, data_args.answers_column
 
     def encode(batch):
-        encoded = tokenizer(
-            [q.lstrip() for q in batch[question]],
-            batch[context],
-            truncation="only_second",
-            max_length=data_args.max_seq_length,
-            stride=data_args.doc_stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
+        encoded = _qa_windows(tokenizer, batch[question], batch[context], data_args)
         sample_map = encoded.pop("overflow_to_sample_mapping")
         starts, ends = [], []
         for i, offsets in enumerate(encoded.pop("offset_mapping")):
@@ -514,15 +519,7 @@ def _qa_eval_features(dataset, tokenizer, data_args: DataArguments):
     question, context = data_args.question_column, data_args.context_column
 
     def encode(batch):
-        encoded = tokenizer(
-            [q.lstrip() for q in batch[question]],
-            batch[context],
-            truncation="only_second",
-            max_length=data_args.max_seq_length,
-            stride=data_args.doc_stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
+        encoded = _qa_windows(tokenizer, batch[question], batch[context], data_args)
         sample_map = encoded.pop("overflow_to_sample_mapping")
         encoded["example_id"] = [batch["id"][s] for s in sample_map]
         # Offsets outside the context become None so that no answer is read from the question.
