@@ -265,10 +265,13 @@ def test_unpadding_equals_padded_computation_at_real_positions(attn_implementati
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_sparse_mlm_head_loss_and_gradients_equal_dense():
+@pytest.mark.parametrize("sparse_last_layer", [False, True])
+def test_sparse_mlm_head_loss_and_gradients_equal_dense(sparse_last_layer):
     torch.manual_seed(0)
     dense_model = SessionBertForMaskedLM(tiny_config(sparse_mlm_head=False)).train()
-    sparse_model = SessionBertForMaskedLM(tiny_config(sparse_mlm_head=True)).train()
+    sparse_model = SessionBertForMaskedLM(
+        tiny_config(sparse_mlm_head=True, sparse_last_layer=sparse_last_layer)
+    ).train()
     sparse_model.load_state_dict(dense_model.state_dict())
     batch = make_batch()
     dense, sparse = dense_model(**batch), sparse_model(**batch)
@@ -285,6 +288,43 @@ def test_sparse_mlm_head_loss_and_gradients_equal_dense():
     # Inference (eval mode) always gives the full logits, as fill-mask needs them.
     sparse_model.eval()
     assert sparse_model(**batch).logits.shape == (3, 12, VOCAB)
+
+
+@pytest.mark.parametrize("unpad_inputs", [False, True])
+def test_sparse_last_layer_pretraining_equals_dense(unpad_inputs):
+    """The last layer computed only at labelled positions and [CLS]: same MLM + NSP loss, logits, gradients."""
+    torch.manual_seed(0)
+    dense_model = SessionBertForPreTraining(
+        tiny_config(num_hidden_layers=3, sparse_mlm_head=False, unpad_inputs=unpad_inputs)
+    ).train()
+    sparse_model = SessionBertForPreTraining(
+        tiny_config(num_hidden_layers=3, unpad_inputs=unpad_inputs)
+    ).train()
+    sparse_model.load_state_dict(dense_model.state_dict())
+    batch = make_batch(batch_size=4, lengths=(12, 7, 4, 9), seed=3)
+    batch["next_sentence_label"] = torch.tensor([0, 1, 1, 0])
+    labelled = batch["labels"] != -100
+    dense, sparse = dense_model(**batch), sparse_model(**batch)
+    torch.testing.assert_close(sparse.prediction_logits, dense.prediction_logits[labelled])
+    torch.testing.assert_close(sparse.seq_relationship_logits, dense.seq_relationship_logits)
+    torch.testing.assert_close(sparse.loss, dense.loss)
+    dense.loss.backward()
+    sparse.loss.backward()
+    for (name, p_dense), p_sparse in zip(
+        dense_model.named_parameters(), sparse_model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_sparse.grad, p_dense.grad, atol=1e-6, rtol=1e-5, msg=name)
+    # The last layer really skipped the other positions: they are zero in its output ...
+    hidden = sparse_model.bert(
+        **{k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")},
+        output_positions=labelled,
+    ).last_hidden_state
+    assert hidden[~labelled].abs().max() == 0 and hidden[labelled].abs().min() > 0
+    # ... and asking for hidden states turns it off, so they stay complete.
+    full = sparse_model(**batch, output_hidden_states=True)
+    torch.testing.assert_close(
+        full.hidden_states[-1], dense_model(**batch, output_hidden_states=True).hidden_states[-1]
+    )
 
 
 # --- attention backends -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Configuration of the from-scratch BERT (`model_type = "session_bert"`).
 
-The hyper-parameters are the BERT paper's, with BERT-base defaults, plus two speed options used when training:
-`unpad_inputs` (dense layers skip padding) and `sparse_mlm_head` (the MLM head runs only at labelled positions).
+The hyper-parameters are the BERT paper's, with BERT-base defaults, plus three speed options used when training:
+`unpad_inputs` (dense layers skip padding), `sparse_mlm_head` (the MLM head runs only at labelled positions) and
+`sparse_last_layer` (so does most of the last encoder layer).
 """
 
 from huggingface_hub.dataclasses import strict
@@ -32,6 +33,10 @@ class SessionBertConfig(PreTrainedConfig):
             are unchanged; hidden states at padded positions are zero.
         sparse_mlm_head: when training with MLM labels, run the prediction head only at the labelled positions
             (about 15%); the loss is the same, and `prediction_logits` then holds only those rows.
+        sparse_last_layer: with the sparse MLM head, the last encoder layer also computes its queries, output
+            projection and feed-forward block only at the labelled positions (and [CLS] for NSP); keys and
+            values still cover every token, so the loss is the same. Off when hidden states or attentions are
+            asked for.
         tie_word_embeddings: share the MLM decoder weight with the word embeddings.
 
     Example:
@@ -61,6 +66,7 @@ class SessionBertConfig(PreTrainedConfig):
     classifier_dropout: float | int | None = None
     unpad_inputs: bool = True
     sparse_mlm_head: bool = True
+    sparse_last_layer: bool = True
     tie_word_embeddings: bool = True
 
     def validate_sizes(self):

@@ -10,6 +10,8 @@ Two speed features, both switched by the config (see `SessionBertConfig`):
   queries, keys and values back into `(batch, seq_len)` just for the attention call, so each sequence still
   attends only to itself. Without padding (or with `unpad_inputs=False`) `num_tokens = batch * seq_len`.
 * sparse MLM head: with labels in training, the vocabulary projection runs only at the labelled positions.
+* sparse last layer: then the last encoder layer too computes its queries, output projection and feed-forward
+  block only at those positions (and [CLS] for NSP); its keys and values still cover every token.
 
 This file imports only torch, transformers and its sibling configuration file, so that a saved checkpoint
 loads with `trust_remote_code=True` where hf_session is not installed.
@@ -147,16 +149,40 @@ class SessionBertSelfAttention(nn.Module):
         self.is_causal = False
 
     def forward(
-        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+        self,
+        hidden_states,
+        attention_mask,
+        token_indices,
+        batch_size,
+        seq_len,
+        output_attentions=False,
+        query_rows=None,
+        query_positions=None,
     ):
-        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None."""
+        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None.
+
+        With `query_rows` (num_queries,), rows of `hidden_states`, and `query_positions`, their flat positions
+        in (batch * seq_len): only those tokens ask queries; the output is (num_queries, hidden).
+        """
         # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
         # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
-        qkv_weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        qkv_bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = pad_tokens(F.linear(hidden_states, qkv_weight, qkv_bias), token_indices, batch_size, seq_len)
-        qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
+        if query_rows is None:
+            qkv_weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+            qkv_bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+            qkv = pad_tokens(
+                F.linear(hidden_states, qkv_weight, qkv_bias), token_indices, batch_size, seq_len
+            )
+            qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+            query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
+        else:
+            kv_weight = torch.cat([self.key.weight, self.value.weight])
+            kv_bias = torch.cat([self.key.bias, self.value.bias])
+            kv = pad_tokens(F.linear(hidden_states, kv_weight, kv_bias), token_indices, batch_size, seq_len)
+            key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            # Queries elsewhere stay zero: they attend uniformly and their outputs are dropped below.
+            query = pad_tokens(self.query(hidden_states[query_rows]), query_positions, batch_size, seq_len)
+            query = query.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
+            token_indices = query_positions
 
         if output_attentions:
             # Only eager computes the probabilities; transformers' BERT falls back to it the same way.
@@ -198,12 +224,28 @@ class SessionBertAttention(nn.Module):
         self.output = SessionBertSelfOutput(config)
 
     def forward(
-        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+        self,
+        hidden_states,
+        attention_mask,
+        token_indices,
+        batch_size,
+        seq_len,
+        output_attentions=False,
+        query_rows=None,
+        query_positions=None,
     ):
         attn_output, attn_weights = self.self(
-            hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+            hidden_states,
+            attention_mask,
+            token_indices,
+            batch_size,
+            seq_len,
+            output_attentions,
+            query_rows,
+            query_positions,
         )
-        return self.output(attn_output, hidden_states), attn_weights
+        residual = hidden_states if query_rows is None else hidden_states[query_rows]
+        return self.output(attn_output, residual), attn_weights
 
 
 class SessionBertIntermediate(nn.Module):
@@ -239,11 +281,27 @@ class SessionBertLayer(GradientCheckpointingLayer):
         self.output = SessionBertOutput(config)
 
     def forward(
-        self, hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions=False
+        self,
+        hidden_states,
+        attention_mask,
+        token_indices,
+        batch_size,
+        seq_len,
+        output_attentions=False,
+        query_rows=None,
+        query_positions=None,
     ):
-        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None."""
+        """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None; with
+        `query_rows`/`query_positions` (see `SessionBertSelfAttention`) only those rows: (num_queries, hidden)."""
         attention_output, attn_weights = self.attention(
-            hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+            hidden_states,
+            attention_mask,
+            token_indices,
+            batch_size,
+            seq_len,
+            output_attentions,
+            query_rows,
+            query_positions,
         )
         return self.output(self.intermediate(attention_output), attention_output), attn_weights
 
@@ -262,22 +320,38 @@ class SessionBertEncoder(nn.Module):
         seq_len,
         output_attentions,
         output_hidden_states,
+        query_rows=None,
+        query_positions=None,
     ):
         """hidden_states: (num_tokens, hidden). Returns the last hidden state (batch, seq_len, hidden), then the
-        per-layer hidden states (batch, seq_len, hidden) and attention probabilities as tuples when asked for."""
+        per-layer hidden states (batch, seq_len, hidden) and attention probabilities as tuples when asked for.
+
+        With `query_rows`/`query_positions` (see `SessionBertSelfAttention`) the last layer computes only those
+        tokens; the last hidden state is zero at every other position."""
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layer:
+        last = len(self.layer) - 1
+        for index, layer in enumerate(self.layer):
             if output_hidden_states:
                 # Record the tensor the layer then reads, so gradients w.r.t. hidden states reach it.
                 padded = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
                 all_hidden_states += (padded,)
                 hidden_states = unpad_tokens(padded, token_indices)
+            sparse = index == last and query_rows is not None
             hidden_states, attn_weights = layer(
-                hidden_states, attention_mask, token_indices, batch_size, seq_len, output_attentions
+                hidden_states,
+                attention_mask,
+                token_indices,
+                batch_size,
+                seq_len,
+                output_attentions,
+                query_rows if sparse else None,
+                query_positions if sparse else None,
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
+        if query_rows is not None:
+            token_indices = query_positions
         last_hidden_state = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
         if output_hidden_states:
             all_hidden_states += (last_hidden_state,)
@@ -401,6 +475,20 @@ class SessionBertPreTrainedModel(PreTrainedModel):
         heads = {auto: f"{module}.{name}" for auto, name in self._auto_heads.items()}
         self.config.auto_map = {**heads, **(getattr(self.config, "auto_map", None) or {})}
 
+    def _sparse_positions(self, labels, sparse, with_cls, output_attentions, output_hidden_states):
+        """The (batch, seq_len) positions the training heads read (labelled tokens, and [CLS] for NSP) when the
+        last layer may compute only those (`config.sparse_last_layer`), else None: every position."""
+        config = self.config
+        wants_all = (output_attentions if output_attentions is not None else config.output_attentions) or (
+            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        )
+        if not (sparse and config.sparse_last_layer and labels is not None) or wants_all:
+            return None
+        positions = labels != -100
+        if with_cls:
+            positions[:, 0] = True
+        return positions
+
 
 class SessionBertModel(SessionBertPreTrainedModel):
     """The bare encoder: embeddings, `num_hidden_layers` layers and (optionally) the pooler."""
@@ -450,6 +538,7 @@ class SessionBertModel(SessionBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_positions: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """input_ids, attention_mask (1 = real token), token_type_ids, position_ids: (batch, seq_len);
@@ -458,6 +547,10 @@ class SessionBertModel(SessionBertPreTrainedModel):
         Returns last_hidden_state (batch, seq_len, hidden), pooler_output (batch, hidden), and when asked for
         hidden_states (num_layers + 1 × (batch, seq_len, hidden)) and attentions (num_layers × (batch, heads,
         seq_len, seq_len)).
+
+        output_positions: (batch, seq_len) bool, for the heads' training: the last layer computes only these
+        positions (its keys and values still cover all tokens), and last_hidden_state is zero elsewhere.
+        Include position 0 when the pooler output is used.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -485,6 +578,21 @@ class SessionBertModel(SessionBertPreTrainedModel):
         token_indices = None
         if self.config.unpad_inputs and attention_mask is not None and not bool(attention_mask.all()):
             token_indices = attention_mask.flatten().nonzero().squeeze(1)
+        query_rows = query_positions = None
+        if output_positions is not None:
+            if output_positions.shape != (batch_size, seq_len):
+                raise ValueError(
+                    f"output_positions must have shape (batch, seq_len) = {(batch_size, seq_len)}, "
+                    f"got {tuple(output_positions.shape)}"
+                )
+            wanted = output_positions.flatten().bool()
+            if token_indices is None:
+                query_rows = query_positions = wanted.nonzero().squeeze(1)
+            else:
+                real = attention_mask.flatten().bool()
+                wanted = wanted & real
+                query_positions = wanted.nonzero().squeeze(1)
+                query_rows = (real.cumsum(0) - 1)[query_positions]
         if output_attentions:
             # The eager fallback takes a plain boolean (batch, 1, 1, seq_len) mask whatever the backend.
             mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
@@ -501,6 +609,8 @@ class SessionBertModel(SessionBertPreTrainedModel):
             seq_len,
             output_attentions,
             output_hidden_states,
+            query_rows,
+            query_positions,
         )
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
@@ -552,6 +662,7 @@ class SessionBertForPreTraining(SessionBertPreTrainedModel):
         sum / num_items_in_batch, exact under gradient accumulation; the NSP mean of this micro-batch is weighted
         by its share of those masked tokens (exact when micro-batches have the same masked-token ratio).
         """
+        sparse = self.config.sparse_mlm_head and self.training
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -560,8 +671,10 @@ class SessionBertForPreTraining(SessionBertPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            output_positions=self._sparse_positions(
+                labels, sparse, True, output_attentions, output_hidden_states
+            ),
         )
-        sparse = self.config.sparse_mlm_head and self.training
         prediction_logits, mlm_loss = masked_lm_loss_and_logits(
             self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
         )
@@ -614,6 +727,7 @@ class SessionBertForMaskedLM(SessionBertPreTrainedModel):
     ) -> MaskedLMOutput:
         """labels: (batch, seq_len), -100 at unmasked positions. logits: (batch, seq_len, vocab), or
         (num_labelled, vocab) when training with labels and `config.sparse_mlm_head`."""
+        sparse = self.config.sparse_mlm_head and self.training
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -622,8 +736,10 @@ class SessionBertForMaskedLM(SessionBertPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            output_positions=self._sparse_positions(
+                labels, sparse, False, output_attentions, output_hidden_states
+            ),
         )
-        sparse = self.config.sparse_mlm_head and self.training
         logits, loss = masked_lm_loss_and_logits(
             self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
         )
