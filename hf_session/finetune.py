@@ -845,7 +845,11 @@ def run_recipe(recipe: dict | str | os.PathLike, overrides: list[str] | None = N
             data_collator=collator,
             compute_metrics=None if task == "question-answering" else compute_metrics_for("validation"),
         )
-        train_output = trainer.train()
+        # `do_train: false` (TrainingArguments' own flag, honoured only when the recipe sets it) evaluates the
+        # model as it is, e.g. a checkpoint trained elsewhere, through the recipe's metrics.
+        train_loss = None
+        if recipe.get("do_train", True) is not False:
+            train_loss = float(trainer.train().training_loss)
         for split in ("validation", "test"):
             if split not in features:
                 continue
@@ -874,8 +878,8 @@ def run_recipe(recipe: dict | str | os.PathLike, overrides: list[str] | None = N
             recipe=saved_recipe,
             metric_names=data_args.metrics,
             recipe_file=recipe_file,
-            train_rows=len(raw["train"]),
-            train_loss=float(train_output.training_loss),
+            train_rows=len(raw["train"]) if train_loss is not None else None,
+            train_loss=train_loss,
             model_name=training_args.hub_model_id or Path(output_dir).name,
         )
     print(f"\nsaved the fine-tuned model, tokenizer and model card to {output_dir}")

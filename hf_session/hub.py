@@ -205,6 +205,10 @@ def write_model_card(
         body.append(f"- **Key arguments:** {', '.join(arguments)}")
     if train_loss is not None:
         body.append(f"- **Final training loss:** {train_loss:.4f}")
+    if recipe.get("do_train") is False:
+        body.append(
+            "- **Evaluation only:** this recipe run (`do_train: false`) scored the model without training it"
+        )
     body += ["", "## Results", ""]
     body += _results_table(results) if results else ["No evaluation split was given."]
     body += ["", "## How to use", "", *_usage(model, task, name), ""]

@@ -7,6 +7,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, EvalPrediction
 
@@ -428,6 +429,21 @@ def test_a_recipe_learns_a_separable_task(tmp_path):
         **tokenizer(["it was really superb", "this plot is boring"], return_tensors="pt", padding=True)
     )
     assert logits.logits.argmax(-1).tolist() == [1, 0]
+
+    # `do_train: false` scores a trained model through the same recipe: same numbers, weights untouched.
+    scratch_keys = ("model_type", "config_overrides", "tokenizer_vocab_size")
+    evaluation = {k: v for k, v in recipe.items() if k not in scratch_keys}
+    evaluation.update(model_name_or_path=str(tmp_path / "model"), output_dir=str(tmp_path / "eval"))
+    again = run_recipe(evaluation, ["--do_train", "false"])
+    assert again["metrics"]["validation"]["loss"] == pytest.approx(
+        result["metrics"]["validation"]["loss"], abs=1e-6
+    )
+    assert again["metrics"]["validation"]["accuracy"] == 100.0
+    assert not [entry for entry in again["log_history"] if "loss" in entry]  # no training step was taken
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "eval")
+    for name, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], value), name
+    assert "Evaluation only" in (tmp_path / "eval" / "README.md").read_text(encoding="utf-8")
 
 
 def test_output_dir_is_checked_before_training_and_never_half_written(tmp_path):
