@@ -177,7 +177,7 @@ def main() -> None:
 
     decode_start = time.perf_counter()
     trainer.compute_metrics = bleu_of("test")
-    result = trainer.predict(test_set, num_beams=args.num_beams, max_new_tokens=80, length_penalty=1.0)
+    result = trainer.predict(test_set, num_beams=args.num_beams, max_length=80, length_penalty=1.0)
     decode_seconds = time.perf_counter() - decode_start
     test_bleu = result.metrics["test_bleu"]
 
@@ -185,7 +185,7 @@ def main() -> None:
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     # The one-line helper must give the same translations as the trainer.
-    sample = translate(model, test_src[:5], tokenizer, num_beams=args.num_beams, max_new_tokens=80)
+    sample = translate(model, test_src[:5], tokenizer, num_beams=args.num_beams, max_length=80)
     summary = {
         "cell": args.cell,
         "parameters": model.num_parameters(),

@@ -124,7 +124,9 @@ def translate(
         )
         kwargs = dict(generate_kwargs)
         if "max_new_tokens" not in kwargs and "max_length" not in kwargs:
-            kwargs["max_new_tokens"] = int(1.5 * batch["input_ids"].shape[1]) + 10
+            # As max_length (the decoder start token + new tokens): max_new_tokens would clash with the
+            # max_length that Seq2SeqTrainer's evaluation writes into the model's generation config.
+            kwargs["max_length"] = int(1.5 * batch["input_ids"].shape[1]) + 11
         with torch.no_grad():
             generated = model.generate(**batch, **kwargs)
         decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
