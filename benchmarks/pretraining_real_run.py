@@ -2,7 +2,9 @@
 same fine-tuning from random initialisation.
 
 1. `pretrain()` with `recipes/pretrain-bert-mini.yaml` (4 layers × 256, MLM + NSP) on the WikiText-2 copy
-   in ../shared/data, for `--pretrain-steps` steps; the loss curve goes to `loss_curve.png`.
+   in ../shared/data, for `--pretrain-steps` steps; the loss curve goes to `loss_curve.png`. By default
+   it trains on both files there (test.txt + valid.txt, 455k words) and holds out 5% of the documents
+   for the MLM/NSP evaluation (`--recipe-data` keeps the recipe's test/valid split instead).
 2. `run_recipe("recipes/sst2-session-bert.yaml")` twice, on ../shared/data/sst2: from the pretrained
    weights, and from a random initialisation of the same architecture with the same vocabulary (the
    peer). Prints SST-2 dev accuracy of both and the gain.
@@ -17,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
 from hf_session.finetune import load_recipe, run_recipe
 from hf_session.pretraining import parse_pretraining_args, pretrain
@@ -70,26 +73,7 @@ def finetune(name: str, pretrained: Path, from_pretrained: bool, overrides: list
     return result["metrics"]["validation"]["accuracy"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain-steps", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--pretrain-set",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="recipe override",
-    )
-    parser.add_argument(
-        "--finetune", nargs=argparse.REMAINDER, default=[], help="overrides for the SST-2 recipe"
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    WORK.mkdir(parents=True, exist_ok=True)
-
-    pretrained = WORK / "pretrain"
+def run_pretraining(args: argparse.Namespace, pretrained: Path) -> None:
     shutil.rmtree(pretrained, ignore_errors=True)
     overrides = [
         "--output_dir",
@@ -100,14 +84,61 @@ def main() -> None:
         "none",
     ]
     overrides += [token for key, value in args.pretrain_set for token in (f"--{key}", value)]
-    result = pretrain(*parse_pretraining_args(REPO / "recipes" / "pretrain-bert-mini.yaml", overrides))
+    settings = yaml.safe_load((REPO / "recipes" / "pretrain-bert-mini.yaml").read_text(encoding="utf-8"))
+    if not args.recipe_data:
+        wikitext = REPO.parent / "shared" / "data" / "wikitext2"
+        settings["train_files"] = [str(wikitext / "test.txt"), str(wikitext / "valid.txt")]
+        settings.pop("validation_files", None)
+        settings["validation_split_percentage"] = 5.0
+    config_file = WORK / "pretrain-config.yaml"
+    config_file.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    result = pretrain(*parse_pretraining_args(config_file, overrides))
     plot_loss_curve(pretrained / "log_history.jsonl", WORK / "loss_curve.png")
     print(
         f"pretrained {result['global_step']} steps: {result['metrics']}; loss curve in {WORK / 'loss_curve.png'}"
     )
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pretrain-steps", type=int, default=3000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recipe-data", action="store_true", help="train on test.txt, evaluate on valid.txt")
+    parser.add_argument(
+        "--pretrain-set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="recipe override",
+    )
+    parser.add_argument(
+        "--skip-pretrain", action="store_true", help="fine-tune the model an earlier run pretrained"
+    )
+    parser.add_argument(
+        "--pretrained-learning-rate",
+        type=float,
+        default=1e-4,
+        help="fine-tuning learning rate for the pretrained model (the random init keeps the recipe's 5e-4)",
+    )
+    parser.add_argument(
+        "--finetune", nargs=argparse.REMAINDER, default=[], help="overrides for the SST-2 recipe"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    pretrained = WORK / "pretrain"
+    if not args.skip_pretrain:
+        run_pretraining(args, pretrained)
+
     accuracy = {
-        "pretrained": finetune("sst2-pretrained", pretrained, True, args.finetune),
+        "pretrained": finetune(
+            "sst2-pretrained",
+            pretrained,
+            True,
+            ["--learning_rate", str(args.pretrained_learning_rate), *args.finetune],
+        ),
         "random init": finetune("sst2-random", pretrained, False, args.finetune),
     }
     for name, value in accuracy.items():  # run_recipe reports percentages
