@@ -91,6 +91,11 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also time ours with each speed option switched off (same weights, same batches)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -109,6 +114,17 @@ def main() -> None:
     theirs = BertForPreTraining(BertConfig(**bert_config_from_session(config).to_dict())).train()
     theirs.load_state_dict(state_dict_to_bert(ours.state_dict()))
     models = {"transformers BertForPreTraining": theirs, "hf-session SessionBertForPreTraining": ours}
+    if args.ablation:
+        # Each option off in turn; an option also needs the ones before it (the last layer is sparse only
+        # with the sparse head).
+        for label, off in (
+            ("sparse_last_layer", {"sparse_last_layer": False}),
+            ("sparse_mlm_head", {"sparse_mlm_head": False, "sparse_last_layer": False}),
+            ("unpad_inputs", {"unpad_inputs": False}),
+        ):
+            variant = SessionBertForPreTraining(SessionBertConfig(**{**config.to_dict(), **off})).train()
+            variant.load_state_dict(ours.state_dict())
+            models[f"hf-session, {label} off"] = variant
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
 
     batches = make_batches(tokenizer, texts, (args.rounds + 1) * args.steps, args.batch_size, args.seq_len)
@@ -135,7 +151,7 @@ def main() -> None:
             print(
                 f"round {r}: {name:38} {tokens / wall:8.0f} real tokens/s ({tokens / cpu:6.0f} per CPU s)  loss {loss:.3f}"
             )
-    theirs_name, ours_name = models
+    theirs_name, ours_name, *variant_names = models
     print(
         f"\nmedian real tokens/s: transformers {statistics.median(speeds[theirs_name]):.0f}, "
         f"hf-session {statistics.median(speeds[ours_name]):.0f}"
@@ -145,6 +161,9 @@ def main() -> None:
         print(
             f"speed-up ours / transformers ({label}, median of {args.rounds} rounds): {statistics.median(ratios):.2f}×"
         )
+    for name in variant_names:
+        ratios = [o / t for o, t in zip(speeds[name], speeds[theirs_name], strict=True)]
+        print(f"  {name:40} / transformers (wall-clock, median): {statistics.median(ratios):.2f}×")
 
 
 if __name__ == "__main__":
