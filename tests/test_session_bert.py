@@ -265,6 +265,11 @@ def test_unpadding_equals_padded_computation_at_real_positions(attn_implementati
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
+def assert_same_gradients(reference, model):
+    for (name, expected), param in zip(reference.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(param.grad, expected.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("sparse_last_layer", [False, True])
 def test_sparse_mlm_head_loss_and_gradients_equal_dense(sparse_last_layer):
     torch.manual_seed(0)
@@ -281,10 +286,7 @@ def test_sparse_mlm_head_loss_and_gradients_equal_dense(sparse_last_layer):
     torch.testing.assert_close(sparse.loss, dense.loss)
     dense.loss.backward()
     sparse.loss.backward()
-    for (name, p_dense), p_sparse in zip(
-        dense_model.named_parameters(), sparse_model.parameters(), strict=True
-    ):
-        torch.testing.assert_close(p_sparse.grad, p_dense.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert_same_gradients(dense_model, sparse_model)
     # Inference (eval mode) always gives the full logits, as fill-mask needs them.
     sparse_model.eval()
     assert sparse_model(**batch).logits.shape == (3, 12, VOCAB)
@@ -310,10 +312,7 @@ def test_sparse_last_layer_pretraining_equals_dense(unpad_inputs):
     torch.testing.assert_close(sparse.loss, dense.loss)
     dense.loss.backward()
     sparse.loss.backward()
-    for (name, p_dense), p_sparse in zip(
-        dense_model.named_parameters(), sparse_model.parameters(), strict=True
-    ):
-        torch.testing.assert_close(p_sparse.grad, p_dense.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert_same_gradients(dense_model, sparse_model)
     # The last layer really skipped the other positions: they are zero in its output ...
     hidden = sparse_model.bert(
         **{k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")},

@@ -19,6 +19,7 @@ loads with `trust_remote_code=True` where hf_session is not installed.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,26 @@ class SessionBertForPreTrainingOutput(ModelOutput):
     seq_relationship_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class TokenLayout(NamedTuple):
+    """Where the rows of a packed (num_tokens, hidden) matrix sit in the (batch, seq_len) grid.
+
+    token_indices: (num_tokens,) flat positions in (batch * seq_len) of the rows, or None: every position is a row.
+    queries: for a layer that computes only some tokens, (rows, positions): (num_queries,) row indices into the
+    matrix and their flat positions; None: every row.
+    """
+
+    token_indices: torch.Tensor | None
+    batch_size: int
+    seq_len: int
+    queries: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def pad(self, tokens: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """(rows, *rest) → (batch, seq_len, *rest); rows at `indices` (default: the layout's token_indices)."""
+        return pad_tokens(
+            tokens, self.token_indices if indices is None else indices, self.batch_size, self.seq_len
+        )
 
 
 def pad_tokens(tokens: torch.Tensor, token_indices: torch.Tensor | None, batch_size: int, seq_len: int):
@@ -148,41 +169,30 @@ class SessionBertSelfAttention(nn.Module):
         # An encoder: without this flag sdpa is causal whenever no mask is passed (a batch without padding).
         self.is_causal = False
 
-    def forward(
-        self,
-        hidden_states,
-        attention_mask,
-        token_indices,
-        batch_size,
-        seq_len,
-        output_attentions=False,
-        query_rows=None,
-        query_positions=None,
-    ):
+    def forward(self, hidden_states, attention_mask, layout: TokenLayout, output_attentions=False):
         """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None.
 
-        With `query_rows` (num_queries,), rows of `hidden_states`, and `query_positions`, their flat positions
-        in (batch * seq_len): only those tokens ask queries; the output is (num_queries, hidden).
+        With `layout.queries` only those tokens ask queries; the output is then (num_queries, hidden).
         """
+        batch_size, seq_len = layout.batch_size, layout.seq_len
         # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
         # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
-        if query_rows is None:
+        if layout.queries is None:
             qkv_weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             qkv_bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            qkv = pad_tokens(
-                F.linear(hidden_states, qkv_weight, qkv_bias), token_indices, batch_size, seq_len
-            )
+            qkv = layout.pad(F.linear(hidden_states, qkv_weight, qkv_bias))
             qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
             query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
+            output_indices = layout.token_indices
         else:
+            query_rows, output_indices = layout.queries
             kv_weight = torch.cat([self.key.weight, self.value.weight])
             kv_bias = torch.cat([self.key.bias, self.value.bias])
-            kv = pad_tokens(F.linear(hidden_states, kv_weight, kv_bias), token_indices, batch_size, seq_len)
+            kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
             key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             # Queries elsewhere stay zero: they attend uniformly and their outputs are dropped below.
-            query = pad_tokens(self.query(hidden_states[query_rows]), query_positions, batch_size, seq_len)
+            query = layout.pad(self.query(hidden_states[query_rows]), output_indices)
             query = query.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
-            token_indices = query_positions
 
         if output_attentions:
             # Only eager computes the probabilities; transformers' BERT falls back to it the same way.
@@ -201,7 +211,7 @@ class SessionBertSelfAttention(nn.Module):
             scaling=self.scaling,
         )
         attn_output = attn_output.reshape(batch_size, seq_len, -1)
-        return unpad_tokens(attn_output, token_indices), attn_weights
+        return unpad_tokens(attn_output, output_indices), attn_weights
 
 
 class SessionBertSelfOutput(nn.Module):
@@ -223,28 +233,9 @@ class SessionBertAttention(nn.Module):
         self.self = SessionBertSelfAttention(config)
         self.output = SessionBertSelfOutput(config)
 
-    def forward(
-        self,
-        hidden_states,
-        attention_mask,
-        token_indices,
-        batch_size,
-        seq_len,
-        output_attentions=False,
-        query_rows=None,
-        query_positions=None,
-    ):
-        attn_output, attn_weights = self.self(
-            hidden_states,
-            attention_mask,
-            token_indices,
-            batch_size,
-            seq_len,
-            output_attentions,
-            query_rows,
-            query_positions,
-        )
-        residual = hidden_states if query_rows is None else hidden_states[query_rows]
+    def forward(self, hidden_states, attention_mask, layout: TokenLayout, output_attentions=False):
+        attn_output, attn_weights = self.self(hidden_states, attention_mask, layout, output_attentions)
+        residual = hidden_states if layout.queries is None else hidden_states[layout.queries[0]]
         return self.output(attn_output, residual), attn_weights
 
 
@@ -280,28 +271,11 @@ class SessionBertLayer(GradientCheckpointingLayer):
         self.intermediate = SessionBertIntermediate(config)
         self.output = SessionBertOutput(config)
 
-    def forward(
-        self,
-        hidden_states,
-        attention_mask,
-        token_indices,
-        batch_size,
-        seq_len,
-        output_attentions=False,
-        query_rows=None,
-        query_positions=None,
-    ):
+    def forward(self, hidden_states, attention_mask, layout: TokenLayout, output_attentions=False):
         """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None; with
-        `query_rows`/`query_positions` (see `SessionBertSelfAttention`) only those rows: (num_queries, hidden)."""
+        `layout.queries` only those rows: (num_queries, hidden)."""
         attention_output, attn_weights = self.attention(
-            hidden_states,
-            attention_mask,
-            token_indices,
-            batch_size,
-            seq_len,
-            output_attentions,
-            query_rows,
-            query_positions,
+            hidden_states, attention_mask, layout, output_attentions
         )
         return self.output(self.intermediate(attention_output), attention_output), attn_weights
 
@@ -312,47 +286,29 @@ class SessionBertEncoder(nn.Module):
         self.layer = nn.ModuleList([SessionBertLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(
-        self,
-        hidden_states,
-        attention_mask,
-        token_indices,
-        batch_size,
-        seq_len,
-        output_attentions,
-        output_hidden_states,
-        query_rows=None,
-        query_positions=None,
+        self, hidden_states, attention_mask, layout: TokenLayout, output_attentions, output_hidden_states
     ):
         """hidden_states: (num_tokens, hidden). Returns the last hidden state (batch, seq_len, hidden), then the
         per-layer hidden states (batch, seq_len, hidden) and attention probabilities as tuples when asked for.
 
-        With `query_rows`/`query_positions` (see `SessionBertSelfAttention`) the last layer computes only those
-        tokens; the last hidden state is zero at every other position."""
+        With `layout.queries` the last layer computes only those tokens; the last hidden state is zero at every
+        other position."""
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        last = len(self.layer) - 1
+        full_layout = layout._replace(queries=None)
         for index, layer in enumerate(self.layer):
             if output_hidden_states:
                 # Record the tensor the layer then reads, so gradients w.r.t. hidden states reach it.
-                padded = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
+                padded = full_layout.pad(hidden_states)
                 all_hidden_states += (padded,)
-                hidden_states = unpad_tokens(padded, token_indices)
-            sparse = index == last and query_rows is not None
+                hidden_states = unpad_tokens(padded, layout.token_indices)
+            last = index == len(self.layer) - 1
             hidden_states, attn_weights = layer(
-                hidden_states,
-                attention_mask,
-                token_indices,
-                batch_size,
-                seq_len,
-                output_attentions,
-                query_rows if sparse else None,
-                query_positions if sparse else None,
+                hidden_states, attention_mask, layout if last else full_layout, output_attentions
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
-        if query_rows is not None:
-            token_indices = query_positions
-        last_hidden_state = pad_tokens(hidden_states, token_indices, batch_size, seq_len)
+        last_hidden_state = layout.pad(hidden_states, None if layout.queries is None else layout.queries[1])
         if output_hidden_states:
             all_hidden_states += (last_hidden_state,)
         return last_hidden_state, all_hidden_states, all_attentions
@@ -578,7 +534,7 @@ class SessionBertModel(SessionBertPreTrainedModel):
         token_indices = None
         if self.config.unpad_inputs and attention_mask is not None and not bool(attention_mask.all()):
             token_indices = attention_mask.flatten().nonzero().squeeze(1)
-        query_rows = query_positions = None
+        queries = None
         if output_positions is not None:
             if output_positions.shape != (batch_size, seq_len):
                 raise ValueError(
@@ -587,12 +543,12 @@ class SessionBertModel(SessionBertPreTrainedModel):
                 )
             wanted = output_positions.flatten().bool()
             if token_indices is None:
-                query_rows = query_positions = wanted.nonzero().squeeze(1)
+                positions = wanted.nonzero().squeeze(1)
+                queries = (positions, positions)
             else:
                 real = attention_mask.flatten().bool()
-                wanted = wanted & real
-                query_positions = wanted.nonzero().squeeze(1)
-                query_rows = (real.cumsum(0) - 1)[query_positions]
+                positions = (wanted & real).nonzero().squeeze(1)
+                queries = ((real.cumsum(0) - 1)[positions], positions)
         if output_attentions:
             # The eager fallback takes a plain boolean (batch, 1, 1, seq_len) mask whatever the backend.
             mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
@@ -604,13 +560,9 @@ class SessionBertModel(SessionBertPreTrainedModel):
         sequence_output, hidden_states, attentions = self.encoder(
             unpad_tokens(embedding_output, token_indices),
             mask,
-            token_indices,
-            batch_size,
-            seq_len,
+            TokenLayout(token_indices, batch_size, seq_len, queries),
             output_attentions,
             output_hidden_states,
-            query_rows,
-            query_positions,
         )
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
