@@ -81,7 +81,8 @@ def _tokenize_batch(batch, tokenizer, text_column: str, split_sentences: bool) -
             sentences.append([])
             continue
         parts = [p for p in SENTENCE_END.split(line) if p] if split_sentences else [line]
-        ids = tokenizer(parts, add_special_tokens=False)["input_ids"]
+        # Whole lines may be longer than the model; instances are cut to max_seq_length later, so no warning.
+        ids = tokenizer(parts, add_special_tokens=False, verbose=False)["input_ids"]
         sentences.append([s for s in ids if s])
     return {"sentences": sentences, "line_kind": kinds}
 
