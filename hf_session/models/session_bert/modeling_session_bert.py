@@ -74,6 +74,11 @@ class TokenLayout(NamedTuple):
     seq_len: int
     queries: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    @property
+    def output_indices(self) -> torch.Tensor | None:
+        """Flat positions of the rows a layer with this layout outputs: the queries' if any, else the tokens'."""
+        return self.token_indices if self.queries is None else self.queries[1]
+
     def pad(self, tokens: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
         """(rows, *rest) → (batch, seq_len, *rest); rows at `indices` (default: the layout's token_indices)."""
         return pad_tokens(
@@ -183,15 +188,13 @@ class SessionBertSelfAttention(nn.Module):
             qkv = layout.pad(F.linear(hidden_states, qkv_weight, qkv_bias))
             qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
             query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
-            output_indices = layout.token_indices
         else:
-            query_rows, output_indices = layout.queries
             kv_weight = torch.cat([self.key.weight, self.value.weight])
             kv_bias = torch.cat([self.key.bias, self.value.bias])
             kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
             key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             # Queries elsewhere stay zero: they attend uniformly and their outputs are dropped below.
-            query = layout.pad(self.query(hidden_states[query_rows]), output_indices)
+            query = layout.pad(self.query(hidden_states[layout.queries[0]]), layout.output_indices)
             query = query.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
 
         if output_attentions:
@@ -211,7 +214,7 @@ class SessionBertSelfAttention(nn.Module):
             scaling=self.scaling,
         )
         attn_output = attn_output.reshape(batch_size, seq_len, -1)
-        return unpad_tokens(attn_output, output_indices), attn_weights
+        return unpad_tokens(attn_output, layout.output_indices), attn_weights
 
 
 class SessionBertSelfOutput(nn.Module):
@@ -308,7 +311,7 @@ class SessionBertEncoder(nn.Module):
             )
             if output_attentions:
                 all_attentions += (attn_weights,)
-        last_hidden_state = layout.pad(hidden_states, None if layout.queries is None else layout.queries[1])
+        last_hidden_state = layout.pad(hidden_states, layout.output_indices)
         if output_hidden_states:
             all_hidden_states += (last_hidden_state,)
         return last_hidden_state, all_hidden_states, all_attentions
@@ -431,14 +434,10 @@ class SessionBertPreTrainedModel(PreTrainedModel):
         heads = {auto: f"{module}.{name}" for auto, name in self._auto_heads.items()}
         self.config.auto_map = {**heads, **(getattr(self.config, "auto_map", None) or {})}
 
-    def _sparse_positions(self, labels, sparse, with_cls, output_attentions, output_hidden_states):
+    def _sparse_positions(self, labels, sparse, with_cls):
         """The (batch, seq_len) positions the training heads read (labelled tokens, and [CLS] for NSP) when the
         last layer may compute only those (`config.sparse_last_layer`), else None: every position."""
-        config = self.config
-        wants_all = (output_attentions if output_attentions is not None else config.output_attentions) or (
-            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
-        )
-        if not (sparse and config.sparse_last_layer and labels is not None) or wants_all:
+        if not (sparse and self.config.sparse_last_layer and labels is not None):
             return None
         positions = labels != -100
         if with_cls:
@@ -506,7 +505,8 @@ class SessionBertModel(SessionBertPreTrainedModel):
 
         output_positions: (batch, seq_len) bool, for the heads' training: the last layer computes only these
         positions (its keys and values still cover all tokens), and last_hidden_state is zero elsewhere.
-        Include position 0 when the pooler output is used.
+        Include position 0 when the pooler output is used. Ignored when hidden states or attentions are asked
+        for, so that those stay complete.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -535,7 +535,7 @@ class SessionBertModel(SessionBertPreTrainedModel):
         if self.config.unpad_inputs and attention_mask is not None and not bool(attention_mask.all()):
             token_indices = attention_mask.flatten().nonzero().squeeze(1)
         queries = None
-        if output_positions is not None:
+        if output_positions is not None and not (output_attentions or output_hidden_states):
             if output_positions.shape != (batch_size, seq_len):
                 raise ValueError(
                     f"output_positions must have shape (batch, seq_len) = {(batch_size, seq_len)}, "
@@ -623,9 +623,7 @@ class SessionBertForPreTraining(SessionBertPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            output_positions=self._sparse_positions(
-                labels, sparse, True, output_attentions, output_hidden_states
-            ),
+            output_positions=self._sparse_positions(labels, sparse, with_cls=True),
         )
         prediction_logits, mlm_loss = masked_lm_loss_and_logits(
             self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
@@ -688,9 +686,7 @@ class SessionBertForMaskedLM(SessionBertPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            output_positions=self._sparse_positions(
-                labels, sparse, False, output_attentions, output_hidden_states
-            ),
+            output_positions=self._sparse_positions(labels, sparse, with_cls=False),
         )
         logits, loss = masked_lm_loss_and_logits(
             self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
