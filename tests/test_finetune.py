@@ -411,17 +411,17 @@ def test_a_recipe_learns_a_separable_task(tmp_path):
         "text_column": "sentence",
         "class_names": ["negative", "positive"],
         "output_dir": str(tmp_path / "model"),
-        "max_steps": 30,
+        "max_steps": 60,
         "per_device_train_batch_size": 16,
         "learning_rate": 5e-3,
-        "logging_steps": 5,
+        "logging_steps": 10,
         "disable_tqdm": True,
     }
     result = run_recipe(recipe)
     assert result["metrics"]["validation"]["accuracy"] == 100.0
     losses = [entry["loss"] for entry in result["log_history"] if "loss" in entry]
     assert len(losses) == 6 and losses[-1] < 0.75 * losses[0], losses
-    assert result["metrics"]["validation"]["loss"] < 0.6  # chance is ln 2 = 0.69
+    assert result["metrics"]["validation"]["loss"] < 0.2  # chance is ln 2 = 0.69
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     assert model.config.id2label == {0: "negative", 1: "positive"}

@@ -82,6 +82,21 @@ def test_nsp_instances_are_deterministic_for_a_seed_and_use_all_text():
     assert max(lengths) == 64 and sum(n < 32 for n in lengths) >= 1
 
 
+def test_dupe_factor_makes_new_pairs_from_the_same_text():
+    docs = synthetic_documents()
+    once = create_nsp_instances(docs, 64, CLS, SEP, seed=7)
+    three = create_nsp_instances(docs, 64, CLS, SEP, seed=7, dupe_factor=3)
+    # The first pass is the dupe_factor=1 set; the later passes hold the same text cut differently.
+    assert three[: len(once)] == once
+    assert 2.5 * len(once) < len(three) < 3.5 * len(once)
+    pairs = [tuple(inst["input_ids"]) for inst in three]
+    assert len(set(pairs)) > 0.9 * len(pairs)
+    labels = [inst["next_sentence_label"] for inst in three]
+    assert 0.4 < sum(labels) / len(labels) < 0.6
+    with pytest.raises(ValueError, match="dupe_factor"):
+        create_nsp_instances(docs, 64, CLS, SEP, dupe_factor=0)
+
+
 def test_nsp_instances_reject_impossible_lengths():
     with pytest.raises(ValueError, match="max_seq_length"):
         create_nsp_instances(synthetic_documents(), 4, CLS, SEP)

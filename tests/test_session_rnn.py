@@ -203,6 +203,30 @@ def test_loss_label_smoothing_shift_and_num_items_in_batch():
     assert out.cache is None
 
 
+@pytest.mark.parametrize("variant", VARIANTS[:2], ids=lambda v: f"{v['cell_type']}-{v['attention_type']}")
+def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
+    """In training mode the output layer runs only at labelled target positions: same loss, same gradients."""
+    input_ids, attention_mask = source_batch()
+    labels = torch.tensor([[7, 8, 9, 11, 3], [10, 3, -100, -100, -100]])
+    results = {}
+    for sparse in (True, False):
+        model = tiny_model(label_smoothing=0.1, sparse_output_layer=sparse, **variant).train()
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        out.loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+        results[sparse] = out, grads
+    (sparse_out, sparse_grads), (dense_out, dense_grads) = results[True], results[False]
+    torch.testing.assert_close(sparse_out.loss, dense_out.loss)
+    assert sparse_out.logits.shape == (7, 40) and dense_out.logits.shape == (2, 5, 40)
+    torch.testing.assert_close(sparse_out.logits, dense_out.logits[labels != -100])
+    assert sparse_grads.keys() == dense_grads.keys()
+    for name in dense_grads:
+        torch.testing.assert_close(sparse_grads[name], dense_grads[name], msg=name)
+    # Evaluation keeps full logits (Trainer's evaluation and generate() read them).
+    model.eval()
+    assert model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.shape == (2, 5, 40)
+
+
 def test_output_layer_is_tied_and_resize_keeps_the_tie():
     model = tiny_model()
     assert model.lm_head.weight.data_ptr() == model.model.encoder.embed_tokens.weight.data_ptr()

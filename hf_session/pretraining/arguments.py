@@ -62,6 +62,13 @@ class DataArguments:
     short_seq_prob: float = field(
         default=0.1, metadata={"help": "share of NSP instances with a shorter target"}
     )
+    dupe_factor: int = field(
+        default=1,
+        metadata={
+            "help": "NSP: build pairs from the corpus this many times, each with other random splits "
+            "(Google's BERT uses 10); the training set grows by this factor"
+        },
+    )
     split_sentences: bool = field(default=True, metadata={"help": "split lines into sentences at . ! ?"})
     mlm_probability: float = 0.15
     mask_replace_prob: float = 0.8

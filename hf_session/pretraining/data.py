@@ -212,8 +212,13 @@ def create_nsp_instances(
     sep_token_id: int,
     short_seq_prob: float = 0.1,
     seed: int = 12345,
+    dupe_factor: int = 1,
 ) -> list[dict]:
     """Sentence-pair instances with NSP labels, as Google's BERT builds them; deterministic for `seed`.
+
+    The corpus is gone through `dupe_factor` times, each pass with other split points, short targets and
+    random next segments (Google's default is 10): a small corpus trained for many epochs then does not
+    repeat the same pairs, which NSP otherwise learns by heart.
 
     Returns dicts with `input_ids` (``[CLS] A [SEP] B [SEP]``, at most `max_seq_length` ids),
     `token_type_ids`, `special_tokens_mask` and `next_sentence_label` (0: B follows A, 1: B is random).
@@ -222,13 +227,16 @@ def create_nsp_instances(
         raise ValueError(f"max_seq_length must be at least 5 for [CLS] A [SEP] B [SEP], got {max_seq_length}")
     if not 0 <= short_seq_prob <= 1:
         raise ValueError(f"short_seq_prob must be between 0 and 1, got {short_seq_prob}")
+    if dupe_factor < 1:
+        raise ValueError(f"dupe_factor must be at least 1, got {dupe_factor}")
     rng = random.Random(seed)
     instances = []
-    for document_index in range(len(documents)):
-        for tokens_a, tokens_b, is_random in _instances_from_document(
-            documents, document_index, max_seq_length, short_seq_prob, rng
-        ):
-            instances.append(_pair_instance(tokens_a, tokens_b, is_random, cls_token_id, sep_token_id))
+    for _ in range(dupe_factor):
+        for document_index in range(len(documents)):
+            for tokens_a, tokens_b, is_random in _instances_from_document(
+                documents, document_index, max_seq_length, short_seq_prob, rng
+            ):
+                instances.append(_pair_instance(tokens_a, tokens_b, is_random, cls_token_id, sep_token_id))
     return instances
 
 
@@ -303,12 +311,28 @@ def instances_to_dataset(instances: list[dict]) -> datasets.Dataset:
 
 
 def build_instances(
-    documents: list, tokenizer, max_seq_length: int, nsp: bool, short_seq_prob: float, seed: int
+    documents: list,
+    tokenizer,
+    max_seq_length: int,
+    nsp: bool,
+    short_seq_prob: float,
+    seed: int,
+    dupe_factor: int = 1,
 ) -> datasets.Dataset:
-    """Documents → instances (NSP pairs or full-length segments) → `datasets.Dataset`."""
+    """Documents → instances (NSP pairs or full-length segments) → `datasets.Dataset`.
+
+    `dupe_factor` only applies to NSP pairs: full-length segments are the same on every pass (their masks
+    are drawn anew each epoch anyway).
+    """
     if nsp:
         instances = create_nsp_instances(
-            documents, max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id, short_seq_prob, seed
+            documents,
+            max_seq_length,
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            short_seq_prob,
+            seed,
+            dupe_factor,
         )
     else:
         instances = create_full_instances(

@@ -104,7 +104,7 @@ def prepare_datasets(
         nsp=data_args.nsp,
         short_seq_prob=data_args.short_seq_prob,
     )
-    train = build_instances(train_docs, seed=seed, **build)
+    train = build_instances(train_docs, seed=seed, dupe_factor=data_args.dupe_factor, **build)
     evaluation = build_instances(eval_docs, seed=seed + 1, **build) if eval_docs else None
     return train, evaluation
 

@@ -29,6 +29,10 @@ class SessionRnnConfig(PreTrainedConfig):
         init_decoder: "bridge" (tanh layer from the final encoder state) or "zeros".
         max_source_length: longest source (in tokens) the model accepts.
         label_smoothing: label smoothing of the translation loss.
+        sparse_output_layer: in training mode with labels, run the output layer (and the loss) only at the
+            target positions that have a label, not at the padding of shorter targets (often half of a
+            batch); the loss and gradients are the same. `logits` are then only those rows,
+            (num_labelled, vocab_size), in row-major order. Evaluation and `generate()` always get full logits.
         classifier_pooling: how `SessionRnnForSequenceClassification` pools the encoder: "last" (final
             states of both directions), "mean" or "max" over the unpadded positions.
         classifier_dropout: dropout before the classifier (default: `dropout`).
@@ -50,6 +54,7 @@ class SessionRnnConfig(PreTrainedConfig):
     init_decoder: str = "bridge"
     max_source_length: int = 512
     label_smoothing: float | int = 0.0
+    sparse_output_layer: bool = True
     classifier_pooling: str = "last"
     classifier_dropout: float | int | None = None
     initializer_range: float = 0.1

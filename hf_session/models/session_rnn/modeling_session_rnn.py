@@ -454,7 +454,8 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
         (label smoothing from the config), summed and divided by `num_items_in_batch` when Trainer gives it
         (exact under gradient accumulation), else by the number of target tokens.
 
-        Returns `logits` (B, T, V), `loss`, `cache`, `cross_attentions`.
+        Returns `logits` (B, T, V), `loss`, `cache`, `cross_attentions`. In training mode with labels and
+        `config.sparse_output_layer`, `logits` are only the labelled positions: (num_labelled, V), row-major.
         """
         if labels is not None:
             _check_ids(labels[labels != -100], "labels", self.config.vocab_size)
@@ -471,12 +472,19 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        decoder_states, targets = outputs.last_hidden_state, None
+        if labels is not None:
+            targets = labels.flatten()
+            if self.training and self.config.sparse_output_layer:
+                # Padded target positions carry no loss: skip them in the output layer, the largest matmul.
+                labelled = labels != -100
+                decoder_states, targets = decoder_states[labelled], labels[labelled]
+        logits = self.lm_head(decoder_states)  # (B, T, V), or (num_labelled, V) when sparse
         loss = None
         if labels is not None:
             loss = F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                labels.flatten(),
+                logits.reshape(-1, logits.shape[-1]).float(),
+                targets,
                 ignore_index=-100,
                 reduction="sum",
                 label_smoothing=float(self.config.label_smoothing),
