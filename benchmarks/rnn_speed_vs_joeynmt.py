@@ -61,6 +61,7 @@ def prepare(args) -> Path:
         "threads": args.threads,
         "max_new_tokens": args.max_new_tokens,
         "input_feeding": args.input_feeding,
+        "sparse_output_layer": args.sparse_output_layer,
     }
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "batches.json"
@@ -94,6 +95,7 @@ def worker_ours(payload) -> dict:
         vocab_size=len(payload["vocab"]),
         attention_type="bahdanau",
         input_feeding=payload["input_feeding"],
+        sparse_output_layer=payload.get("sparse_output_layer", True),
         **SIZES,
     )
     model = SessionRnnForConditionalGeneration(config)
@@ -232,6 +234,13 @@ def main() -> None:
         default=True,
         help="without it, our decoder runs its RNN over the whole target in one call when training",
     )
+    parser.add_argument(
+        "--sparse-output-layer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ours: output layer only at real target tokens when training (the default); "
+        "--no-sparse-output-layer for the dense ablation",
+    )
     parser.add_argument("--worker", choices=["ours", "joeynmt"], help=argparse.SUPPRESS)
     parser.add_argument("--batches", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -270,6 +279,7 @@ def main() -> None:
     summary = {
         "threads": args.threads,
         "input_feeding": args.input_feeding,
+        "sparse_output_layer": args.sparse_output_layer,
         "train_target_tokens": train_tokens,
         "decode_sentences": decode_sentences,
         **{f"{name}_{key}": round(value, 1) for name, row in rows.items() for key, value in row.items()},
@@ -281,7 +291,7 @@ def main() -> None:
         ),
     }
     print(json.dumps(summary, indent=2))
-    (WORK / f"summary-{args.threads}threads-feeding-{args.input_feeding}.json").write_text(
+    (WORK / f"summary-{args.threads}threads-feeding-{args.input_feeding}-sparse-{args.sparse_output_layer}.json").write_text(
         json.dumps(summary, indent=2) + "\n"
     )
 

@@ -205,12 +205,17 @@ def test_loss_label_smoothing_shift_and_num_items_in_batch():
 
 @pytest.mark.parametrize("variant", VARIANTS[:2], ids=lambda v: f"{v['cell_type']}-{v['attention_type']}")
 def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
-    """In training mode the output layer runs only at labelled target positions: same loss, same gradients."""
+    """In training mode the output layer runs only at labelled target positions, and the input-feeding decoder
+    stops each sequence after its last label: same loss, same gradients (dropout on)."""
     input_ids, attention_mask = source_batch()
     labels = torch.tensor([[7, 8, 9, 11, 3], [10, 3, -100, -100, -100]])
+    # Our dropout masks are drawn for the whole batch in the same order either way; nn.GRU's own dropout
+    # between stacked layers draws per row it runs, so stacked models are compared without dropout.
+    dropout = 0.3 if variant["num_layers"] == 1 else 0.0
     results = {}
     for sparse in (True, False):
-        model = tiny_model(label_smoothing=0.1, sparse_output_layer=sparse, **variant).train()
+        model = tiny_model(label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant).train()
+        torch.manual_seed(5)  # the same dropout masks: sparse or not, they are drawn in the same order
         out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
         out.loss.backward()
         grads = {name: p.grad.clone() for name, p in model.named_parameters()}
@@ -222,6 +227,25 @@ def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
     assert sparse_grads.keys() == dense_grads.keys()
     for name in dense_grads:
         torch.testing.assert_close(sparse_grads[name], dense_grads[name], msg=name)
+    # The decoder really stops a sequence after its last label: zeros beyond, the same vectors before.
+    decoder_input_ids = shift_tokens_right(labels, 0, 2)
+    bare = tiny_model(**variant).model
+    full = bare(input_ids, attention_mask, decoder_input_ids=decoder_input_ids).last_hidden_state
+    cut = bare(
+        input_ids, attention_mask, decoder_input_ids=decoder_input_ids, decoder_lengths=torch.tensor([5, 2])
+    ).last_hidden_state
+    assert torch.all(cut[1, 2:] == 0) and not torch.all(full[1, 2:] == 0)
+    torch.testing.assert_close(cut[0], full[0])
+    torch.testing.assert_close(cut[1, :2], full[1, :2])
+    # Labels that are not a prefix (a -100 inside a target) keep the full loop and still match.
+    holes = labels.clone()
+    holes[0, 1] = -100
+    losses = []
+    for sparse in (True, False):
+        model = tiny_model(label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant).train()
+        torch.manual_seed(5)
+        losses.append(model(input_ids=input_ids, attention_mask=attention_mask, labels=holes).loss)
+    torch.testing.assert_close(losses[0], losses[1])
     # Evaluation keeps full logits (Trainer's evaluation and generate() read them).
     model.eval()
     assert model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.shape == (2, 5, 40)
@@ -520,3 +544,4 @@ def test_bare_model_defaults_and_hidden_states_from_the_config():
     assert embeddings.shape == (2, 7, 12) and torch.equal(attentional, out.last_hidden_state)
     assert [h.shape for h in out.encoder_hidden_states] == [(2, 7, 12), (2, 7, 24)]
     assert model(input_ids=input_ids, output_hidden_states=False).decoder_hidden_states is None
+

@@ -246,16 +246,88 @@ class SessionRnnDecoder(nn.Module):
             keys=self.attention.project_keys(encoder_hidden_states) if self.attention is not None else None,
         )
 
-    def _attentional(self, rnn_outputs, state, encoder_hidden_states, encoder_attention_mask):
-        """rnn_outputs (B, T, H) → attentional vectors (B, T, H), attention weights (B, T, S) or None."""
+    def _attentional(self, rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask, dropout_mask=None):
+        """rnn_outputs (B, T, H) → attentional vectors (B, T, H), attention weights (B, T, S) or None.
+
+        keys: the projected keys (`state.keys`, (B, S, H|K)).
+
+        dropout_mask: (B, T, H [+ K]) scaled keep-mask drawn in advance (the input-feeding loop draws one for
+        all steps), or None for `self.dropout`."""
         if self.attention is None:
             features, weights = rnn_outputs, None
         else:
-            context, weights = self.attention(
-                rnn_outputs, state.keys, encoder_hidden_states, encoder_attention_mask
-            )
+            context, weights = self.attention(rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask)
             features = torch.cat([rnn_outputs, context], dim=-1)
-        return torch.tanh(self.attention_layer(self.dropout(features))), weights
+        features = self.dropout(features) if dropout_mask is None else features * dropout_mask
+        return torch.tanh(self.attention_layer(features)), weights
+
+    def _step_dropout_masks(self, reference: torch.Tensor, steps: int) -> torch.Tensor | None:
+        """Scaled dropout keep-masks for every step of the input-feeding loop, (B, T, width), drawn at once
+        (one random call instead of one per step); None when dropout is off."""
+        p = self.dropout.p
+        if not self.training or p == 0:
+            return None
+        shape = (reference.shape[0], steps, self.attention_layer.in_features)
+        # Uniform numbers against p: the same distribution as torch's dropout (bernoulli_), faster on CPU.
+        keep = torch.rand(shape, device=reference.device) >= p
+        return keep.to(reference.dtype) / (1 - p)
+
+    def _input_feeding_loop(self, inputs_embeds, encoder_hidden_states, encoder_attention_mask, state, hx, lengths):
+        """One RNN step per target token, each fed the previous attentional vector.
+
+        With `lengths` ((B,) steps that matter per sequence), the batch is sorted by length and step t runs
+        only the sequences longer than t, as a packed sequence does; the other rows keep their state, and
+        their attentional vectors and attention weights are zero. Returns (B, T, H), (B, T, S) or None, the
+        last attentional vectors (B, H) and the RNN state (each row's after its last step)."""
+        batch, steps = inputs_embeds.shape[:2]
+        lstm = self.config.cell_type == "lstm"
+        masks = self._step_dropout_masks(inputs_embeds, steps)
+        last, keys = state.attentional, state.keys
+        if lengths is None:
+            active = [batch] * steps
+        else:
+            lengths, order = lengths.clamp(min=1).sort(descending=True)  # every step runs at least one row
+            active = (lengths[None, :] > torch.arange(steps, device=lengths.device)[:, None]).sum(1).tolist()
+
+            def rows(tensor, dim=0):
+                return None if tensor is None else tensor.index_select(dim, order)
+
+            inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks = (
+                rows(t) for t in (inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks)
+            )
+            hx = tuple(rows(h, 1) for h in hx) if lstm else rows(hx, 1)
+        # split, not a slice per step: the backward of T slices would write T full-size gradients.
+        step_inputs = inputs_embeds.split(1, dim=1)  # T × (B, 1, E)
+        step_masks = masks.split(1, dim=1) if masks is not None else [None] * steps
+        outputs, step_weights, sources = [], [], {}
+        for step_input, step_mask, n in zip(step_inputs, step_masks, active, strict=True):
+            rnn_input = torch.cat([step_input[:n], last[:n, None]], dim=-1)
+            if n == batch:
+                rnn_output, hx = self.rnn(rnn_input, hx)
+            else:
+                h_in = tuple(h[:, :n].contiguous() for h in hx) if lstm else hx[:, :n].contiguous()
+                rnn_output, h_out = self.rnn(rnn_input, h_in)
+                if lstm:
+                    hx = tuple(torch.cat([new, old[:, n:]], dim=1) for new, old in zip(h_out, hx, strict=True))
+                else:
+                    hx = torch.cat([h_out, hx[:, n:]], dim=1)
+            if n not in sources:  # one slice per distinct row count, not per step (each slice has a backward)
+                sources[n] = (None if keys is None else keys[:n], encoder_hidden_states[:n], encoder_attention_mask[:n])
+            step, step_weight = self._attentional(
+                rnn_output, *sources[n], None if step_mask is None else step_mask[:n]
+            )
+            last = step[:, 0] if n == batch else torch.cat([step[:, 0], last[n:]])
+            outputs.append(F.pad(step, (0, 0, 0, 0, 0, batch - n)))
+            if step_weight is not None:
+                step_weights.append(F.pad(step_weight, (0, 0, 0, 0, 0, batch - n)))
+        attentional = torch.cat(outputs, dim=1)
+        weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
+        if lengths is not None:
+            inverse = order.argsort()
+            attentional, last = attentional.index_select(0, inverse), last.index_select(0, inverse)
+            weights = None if weights is None else weights.index_select(0, inverse)
+            hx = tuple(h.index_select(1, inverse) for h in hx) if lstm else hx.index_select(1, inverse)
+        return attentional, weights, last, hx
 
     def forward(
         self,
@@ -263,10 +335,13 @@ class SessionRnnDecoder(nn.Module):
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         state: SessionRnnState,
+        lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, SessionRnnState]:
         """
         inputs_embeds: (B, T, E) target embeddings; encoder_hidden_states: (B, S, K); encoder_attention_mask:
-        (B, S); state: from `initial_state` or the previous call.
+        (B, S); state: from `initial_state` or the previous call; lengths: (B,) number of leading steps
+        whose outputs are used (with input feeding, later steps of a sequence are skipped and give zeros;
+        the returned state is then each sequence's after its own last step).
 
         Returns attentional vectors (B, T, H), attention weights (B, T, S) (None without attention) and the
         state after the last step.
@@ -280,22 +355,13 @@ class SessionRnnDecoder(nn.Module):
             # No step depends on the previous attentional vector: one RNN call for the whole target.
             rnn_outputs, hx = self.rnn(inputs_embeds, hx)
             attentional, weights = self._attentional(
-                rnn_outputs, state, encoder_hidden_states, encoder_attention_mask
+                rnn_outputs, state.keys, encoder_hidden_states, encoder_attention_mask
             )
             last = attentional[:, -1]
         else:
-            last, steps, step_weights = state.attentional, [], []
-            for t in range(inputs_embeds.shape[1]):
-                rnn_input = torch.cat([inputs_embeds[:, t : t + 1], last[:, None]], dim=-1)
-                rnn_output, hx = self.rnn(rnn_input, hx)
-                step, step_weight = self._attentional(
-                    rnn_output, state, encoder_hidden_states, encoder_attention_mask
-                )
-                last = step[:, 0]
-                steps.append(step)
-                step_weights.append(step_weight)
-            attentional = torch.cat(steps, dim=1)
-            weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
+            attentional, weights, last, hx = self._input_feeding_loop(
+                inputs_embeds, encoder_hidden_states, encoder_attention_mask, state, hx, lengths
+            )
         hidden, cell = (hx[0], hx[1]) if lstm else (hx, None)
         new_state = SessionRnnState(
             hidden=hidden.transpose(0, 1),
@@ -342,12 +408,15 @@ class SessionRnnModel(SessionRnnPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        decoder_lengths: torch.Tensor | None = None,
         **kwargs,
     ) -> Seq2SeqModelOutput:
         """
         input_ids, attention_mask: (B, S) source; decoder_input_ids: (B, T) target inputs, starting with
         `decoder_start_token_id` (or only the newest token when `cache` is given, as `generate()` does);
-        encoder_outputs: reuse an encoding; cache: the decoder state returned with `use_cache=True`.
+        encoder_outputs: reuse an encoding; cache: the decoder state returned with `use_cache=True`;
+        decoder_lengths: (B,) target steps whose outputs are used (the training head passes them): with input
+        feeding, each sequence's later steps are skipped and `last_hidden_state` is zero there.
 
         Without `decoder_input_ids`, the source shifted right is used (as BART does), so the bare model runs
         on `input_ids` alone.
@@ -381,7 +450,9 @@ class SessionRnnModel(SessionRnnPreTrainedModel):
         if cache is None:
             cache = self.decoder.initial_state(source_states, encoder_outputs.pooler_output)
         decoder_embeds = self.encoder.embed_tokens(decoder_input_ids)
-        attentional, weights, new_state = self.decoder(decoder_embeds, source_states, attention_mask, cache)
+        attentional, weights, new_state = self.decoder(
+            decoder_embeds, source_states, attention_mask, cache, lengths=decoder_lengths
+        )
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         output = Seq2SeqModelOutput(
             last_hidden_state=attentional,
@@ -457,11 +528,19 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
         Returns `logits` (B, T, V), `loss`, `cache`, `cross_attentions`. In training mode with labels and
         `config.sparse_output_layer`, `logits` are only the labelled positions: (num_labelled, V), row-major.
         """
+        decoder_lengths = None
         if labels is not None:
-            _check_ids(labels[labels != -100], "labels", self.config.vocab_size)
+            labelled = labels != -100
+            _check_ids(labels[labelled], "labels", self.config.vocab_size)
             if decoder_input_ids is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
             use_cache = False
+            if self.training and self.config.sparse_output_layer and self.config.input_feeding:
+                # Labels padded at the end (the usual case): the decoder stops each sequence at its last label.
+                lengths = labelled.sum(dim=1)
+                positions = torch.arange(labels.shape[1], device=labels.device)
+                if torch.equal(labelled, positions < lengths[:, None]):
+                    decoder_lengths = lengths
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -471,13 +550,13 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            decoder_lengths=decoder_lengths,
         )
         decoder_states, targets = outputs.last_hidden_state, None
         if labels is not None:
             targets = labels.flatten()
             if self.training and self.config.sparse_output_layer:
                 # Padded target positions carry no loss: skip them in the output layer, the largest matmul.
-                labelled = labels != -100
                 decoder_states, targets = decoder_states[labelled], labels[labelled]
         logits = self.lm_head(decoder_states)  # (B, T, V), or (num_labelled, V) when sparse
         loss = None
