@@ -231,12 +231,25 @@ def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
     decoder_input_ids = shift_tokens_right(labels, 0, 2)
     bare = tiny_model(**variant).model
     full = bare(input_ids, attention_mask, decoder_input_ids=decoder_input_ids).last_hidden_state
-    cut = bare(
-        input_ids, attention_mask, decoder_input_ids=decoder_input_ids, decoder_lengths=torch.tensor([5, 2])
-    ).last_hidden_state
+    cut_out = bare(
+        input_ids,
+        attention_mask,
+        decoder_input_ids=decoder_input_ids,
+        decoder_lengths=torch.tensor([5, 2]),
+        use_cache=True,
+        output_attentions=True,
+    )
+    cut = cut_out.last_hidden_state
     assert torch.all(cut[1, 2:] == 0) and not torch.all(full[1, 2:] == 0)
     torch.testing.assert_close(cut[0], full[0])
     torch.testing.assert_close(cut[1, :2], full[1, :2])
+    assert torch.all(cut_out.cross_attentions[0][1, 0, 2:] == 0)
+    # Each sequence's state is the one after its own last step.
+    for row, steps in ((0, 5), (1, 2)):
+        alone = bare(input_ids, attention_mask, decoder_input_ids=decoder_input_ids[:, :steps], use_cache=True)
+        for name in ("hidden", "cell", "attentional"):
+            if getattr(alone.cache, name) is not None:
+                torch.testing.assert_close(getattr(cut_out.cache, name)[row], getattr(alone.cache, name)[row])
     # Labels that are not a prefix (a -100 inside a target) keep the full loop and still match.
     holes = labels.clone()
     holes[0, 1] = -100

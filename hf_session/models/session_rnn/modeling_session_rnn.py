@@ -276,9 +276,9 @@ class SessionRnnDecoder(nn.Module):
         """One RNN step per target token, each fed the previous attentional vector.
 
         With `lengths` ((B,) steps that matter per sequence), the batch is sorted by length and step t runs
-        only the sequences longer than t, as a packed sequence does; the other rows keep their state, and
-        their attentional vectors and attention weights are zero. Returns (B, T, H), (B, T, S) or None, the
-        last attentional vectors (B, H) and the RNN state (each row's after its last step)."""
+        only the sequences longer than t, as a packed sequence does; attentional vectors and attention weights
+        are zero beyond a sequence's length, and its state is the one after its own last step. Returns
+        (B, T, H), (B, T, S) or None, the last attentional vectors (B, H) and the RNN state."""
         batch, steps = inputs_embeds.shape[:2]
         lstm = self.config.cell_type == "lstm"
         masks = self._step_dropout_masks(inputs_embeds, steps)
@@ -296,37 +296,55 @@ class SessionRnnDecoder(nn.Module):
                 rows(t) for t in (inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks)
             )
             hx = tuple(rows(h, 1) for h in hx) if lstm else rows(hx, 1)
+
+        def first_rows(h, n):  # (layers, B, H) → its first n sequences
+            return tuple(part[:, :n].contiguous() for part in h) if lstm else h[:, :n].contiguous()
+
         # split, not a slice per step: the backward of T slices would write T full-size gradients.
         step_inputs = inputs_embeds.split(1, dim=1)  # T × (B, 1, E)
         step_masks = masks.split(1, dim=1) if masks is not None else [None] * steps
-        outputs, step_weights, sources = [], [], {}
+        outputs, step_weights, sources, finished, running = [], [], {}, [], batch
         for step_input, step_mask, n in zip(step_inputs, step_masks, active, strict=True):
-            rnn_input = torch.cat([step_input[:n], last[:n, None]], dim=-1)
-            if n == batch:
-                rnn_output, hx = self.rnn(rnn_input, hx)
-            else:
-                h_in = tuple(h[:, :n].contiguous() for h in hx) if lstm else hx[:, :n].contiguous()
-                rnn_output, h_out = self.rnn(rnn_input, h_in)
-                if lstm:
-                    hx = tuple(torch.cat([new, old[:, n:]], dim=1) for new, old in zip(h_out, hx, strict=True))
-                else:
-                    hx = torch.cat([h_out, hx[:, n:]], dim=1)
+            if n < running:  # sequences n..running-1 are done: keep their state, run the others on
+                finished.append((tuple(part[:, n:running] for part in hx) if lstm else hx[:, n:running], last[n:]))
+                hx, last, running = first_rows(hx, n), last[:n], n
             if n not in sources:  # one slice per distinct row count, not per step (each slice has a backward)
                 sources[n] = (None if keys is None else keys[:n], encoder_hidden_states[:n], encoder_attention_mask[:n])
+            rnn_input = torch.cat([step_input[:n], last[:, None]], dim=-1)
+            rnn_output, hx = self.rnn(rnn_input, hx)
             step, step_weight = self._attentional(
                 rnn_output, *sources[n], None if step_mask is None else step_mask[:n]
             )
-            last = step[:, 0] if n == batch else torch.cat([step[:, 0], last[n:]])
-            outputs.append(F.pad(step, (0, 0, 0, 0, 0, batch - n)))
+            last = step[:, 0]
+            outputs.append(last)
             if step_weight is not None:
-                step_weights.append(F.pad(step_weight, (0, 0, 0, 0, 0, batch - n)))
-        attentional = torch.cat(outputs, dim=1)
-        weights = torch.cat(step_weights, dim=1) if self.attention is not None else None
-        if lengths is not None:
-            inverse = order.argsort()
-            attentional, last = attentional.index_select(0, inverse), last.index_select(0, inverse)
-            weights = None if weights is None else weights.index_select(0, inverse)
-            hx = tuple(h.index_select(1, inverse) for h in hx) if lstm else hx.index_select(1, inverse)
+                step_weights.append(step_weight[:, 0])
+        if lengths is None:
+            attentional = torch.stack(outputs, dim=1)
+            weights = torch.stack(step_weights, dim=1) if self.attention is not None else None
+            return attentional, weights, last, hx
+        # Packed (time-major) outputs → their (row, step) places in a zero (B, T, ·) grid, in one write.
+        valid = lengths[:, None] > torch.arange(steps, device=lengths.device)[None, :]  # (B sorted, T)
+        step_index, row_index = valid.t().nonzero(as_tuple=True)
+        flat = order[row_index] * steps + step_index
+
+        def scatter(packed: list) -> torch.Tensor:
+            values = torch.cat(packed)
+            grid = values.new_zeros(batch * steps, values.shape[-1]).index_put((flat,), values)
+            return grid.view(batch, steps, -1)
+
+        attentional = scatter(outputs)
+        weights = scatter(step_weights) if self.attention is not None else None
+        # Final states: the running sequences, then those that finished, latest first (sorted order).
+        inverse = order.argsort()
+        last = torch.cat([last, *[piece for _, piece in reversed(finished)]]).index_select(0, inverse)
+        if lstm:
+            hx = tuple(
+                torch.cat([hx[i], *[h[i] for h, _ in reversed(finished)]], dim=1).index_select(1, inverse)
+                for i in range(2)
+            )
+        else:
+            hx = torch.cat([hx, *[h for h, _ in reversed(finished)]], dim=1).index_select(1, inverse)
         return attentional, weights, last, hx
 
     def forward(
