@@ -291,9 +291,10 @@ def main() -> None:
         ),
     }
     print(json.dumps(summary, indent=2))
-    (WORK / f"summary-{args.threads}threads-feeding-{args.input_feeding}-sparse-{args.sparse_output_layer}.json").write_text(
-        json.dumps(summary, indent=2) + "\n"
-    )
+    (
+        WORK
+        / f"summary-{args.threads}threads-feeding-{args.input_feeding}-sparse-{args.sparse_output_layer}.json"
+    ).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

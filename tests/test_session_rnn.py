@@ -214,7 +214,9 @@ def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
     dropout = 0.3 if variant["num_layers"] == 1 else 0.0
     results = {}
     for sparse in (True, False):
-        model = tiny_model(label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant).train()
+        model = tiny_model(
+            label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant
+        ).train()
         torch.manual_seed(5)  # the same dropout masks: sparse or not, they are drawn in the same order
         out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
         out.loss.backward()
@@ -246,7 +248,9 @@ def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
     assert torch.all(cut_out.cross_attentions[0][1, 0, 2:] == 0)
     # Each sequence's state is the one after its own last step.
     for row, steps in ((0, 5), (1, 2)):
-        alone = bare(input_ids, attention_mask, decoder_input_ids=decoder_input_ids[:, :steps], use_cache=True)
+        alone = bare(
+            input_ids, attention_mask, decoder_input_ids=decoder_input_ids[:, :steps], use_cache=True
+        )
         for name in ("hidden", "cell", "attentional"):
             if getattr(alone.cache, name) is not None:
                 torch.testing.assert_close(getattr(cut_out.cache, name)[row], getattr(alone.cache, name)[row])
@@ -255,7 +259,9 @@ def test_sparse_output_layer_gives_the_dense_loss_and_gradients(variant):
     holes[0, 1] = -100
     losses = []
     for sparse in (True, False):
-        model = tiny_model(label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant).train()
+        model = tiny_model(
+            label_smoothing=0.1, dropout=dropout, sparse_output_layer=sparse, **variant
+        ).train()
         torch.manual_seed(5)
         losses.append(model(input_ids=input_ids, attention_mask=attention_mask, labels=holes).loss)
     torch.testing.assert_close(losses[0], losses[1])
@@ -557,4 +563,3 @@ def test_bare_model_defaults_and_hidden_states_from_the_config():
     assert embeddings.shape == (2, 7, 12) and torch.equal(attentional, out.last_hidden_state)
     assert [h.shape for h in out.encoder_hidden_states] == [(2, 7, 12), (2, 7, 24)]
     assert model(input_ids=input_ids, output_hidden_states=False).decoder_hidden_states is None
-

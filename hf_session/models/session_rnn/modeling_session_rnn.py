@@ -58,9 +58,16 @@ def _check_ids(ids: torch.Tensor, name: str, vocab_size: int) -> None:
         )
 
 
+def _prefix_lengths(mask: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Row lengths (B,) of a (B, L) mask, and whether every row is right-padded: ones, then zeros."""
+    lengths = mask.sum(dim=1)
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    return lengths, torch.equal(mask.bool(), positions < lengths[:, None])
+
+
 def _source_lengths(attention_mask: torch.Tensor, max_source_length: int) -> torch.Tensor:
     """Lengths (B,) of right-padded sources; refuse empty, too long or left-padded ones."""
-    lengths = attention_mask.sum(dim=1)
+    lengths, right_padded = _prefix_lengths(attention_mask)
     if (lengths == 0).any():
         raise ValueError(
             f"empty source: sentence {int((lengths == 0).nonzero()[0])} of the batch has no token"
@@ -70,8 +77,7 @@ def _source_lengths(attention_mask: torch.Tensor, max_source_length: int) -> tor
             f"source of {int(lengths.max())} tokens is longer than the configured maximum "
             f"max_source_length={max_source_length}; truncate it (tokenizer truncation=True, max_length=...)"
         )
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    if not torch.equal(attention_mask.bool(), positions < lengths[:, None]):
+    if not right_padded:
         raise ValueError(
             "attention_mask must be right-padded (ones, then zeros): set tokenizer.padding_side='right'"
         )
@@ -246,7 +252,9 @@ class SessionRnnDecoder(nn.Module):
             keys=self.attention.project_keys(encoder_hidden_states) if self.attention is not None else None,
         )
 
-    def _attentional(self, rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask, dropout_mask=None):
+    def _attentional(
+        self, rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask, dropout_mask=None
+    ):
         """rnn_outputs (B, T, H) → attentional vectors (B, T, H), attention weights (B, T, S) or None.
 
         keys: the projected keys (`state.keys`, (B, S, H|K)).
@@ -256,7 +264,9 @@ class SessionRnnDecoder(nn.Module):
         if self.attention is None:
             features, weights = rnn_outputs, None
         else:
-            context, weights = self.attention(rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask)
+            context, weights = self.attention(
+                rnn_outputs, keys, encoder_hidden_states, encoder_attention_mask
+            )
             features = torch.cat([rnn_outputs, context], dim=-1)
         features = self.dropout(features) if dropout_mask is None else features * dropout_mask
         return torch.tanh(self.attention_layer(features)), weights
@@ -272,7 +282,9 @@ class SessionRnnDecoder(nn.Module):
         keep = torch.rand(shape, device=reference.device) >= p
         return keep.to(reference.dtype) / (1 - p)
 
-    def _input_feeding_loop(self, inputs_embeds, encoder_hidden_states, encoder_attention_mask, state, hx, lengths):
+    def _input_feeding_loop(
+        self, inputs_embeds, encoder_hidden_states, encoder_attention_mask, state, hx, lengths
+    ):
         """One RNN step per target token, each fed the previous attentional vector.
 
         With `lengths` ((B,) steps that matter per sequence), the batch is sorted by length and step t runs
@@ -287,13 +299,15 @@ class SessionRnnDecoder(nn.Module):
             active = [batch] * steps
         else:
             lengths, order = lengths.clamp(min=1).sort(descending=True)  # every step runs at least one row
-            active = (lengths[None, :] > torch.arange(steps, device=lengths.device)[:, None]).sum(1).tolist()
+            valid = lengths[:, None] > torch.arange(steps, device=lengths.device)  # (B sorted, T)
+            active = valid.sum(dim=0).tolist()  # sequences still running at each step
 
             def rows(tensor, dim=0):
                 return None if tensor is None else tensor.index_select(dim, order)
 
             inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks = (
-                rows(t) for t in (inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks)
+                rows(t)
+                for t in (inputs_embeds, encoder_hidden_states, encoder_attention_mask, keys, last, masks)
             )
             hx = tuple(rows(h, 1) for h in hx) if lstm else rows(hx, 1)
 
@@ -306,10 +320,16 @@ class SessionRnnDecoder(nn.Module):
         outputs, step_weights, sources, finished, running = [], [], {}, [], batch
         for step_input, step_mask, n in zip(step_inputs, step_masks, active, strict=True):
             if n < running:  # sequences n..running-1 are done: keep their state, run the others on
-                finished.append((tuple(part[:, n:running] for part in hx) if lstm else hx[:, n:running], last[n:]))
+                finished.append(
+                    (tuple(part[:, n:running] for part in hx) if lstm else hx[:, n:running], last[n:])
+                )
                 hx, last, running = first_rows(hx, n), last[:n], n
             if n not in sources:  # one slice per distinct row count, not per step (each slice has a backward)
-                sources[n] = (None if keys is None else keys[:n], encoder_hidden_states[:n], encoder_attention_mask[:n])
+                sources[n] = (
+                    None if keys is None else keys[:n],
+                    encoder_hidden_states[:n],
+                    encoder_attention_mask[:n],
+                )
             rnn_input = torch.cat([step_input[:n], last[:, None]], dim=-1)
             rnn_output, hx = self.rnn(rnn_input, hx)
             step, step_weight = self._attentional(
@@ -324,7 +344,6 @@ class SessionRnnDecoder(nn.Module):
             weights = torch.stack(step_weights, dim=1) if self.attention is not None else None
             return attentional, weights, last, hx
         # Packed (time-major) outputs → their (row, step) places in a zero (B, T, ·) grid, in one write.
-        valid = lengths[:, None] > torch.arange(steps, device=lengths.device)[None, :]  # (B sorted, T)
         step_index, row_index = valid.t().nonzero(as_tuple=True)
         flat = order[row_index] * steps + step_index
 
@@ -546,6 +565,7 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
         Returns `logits` (B, T, V), `loss`, `cache`, `cross_attentions`. In training mode with labels and
         `config.sparse_output_layer`, `logits` are only the labelled positions: (num_labelled, V), row-major.
         """
+        sparse = labels is not None and self.training and self.config.sparse_output_layer
         decoder_lengths = None
         if labels is not None:
             labelled = labels != -100
@@ -553,12 +573,10 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
             if decoder_input_ids is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
             use_cache = False
-            if self.training and self.config.sparse_output_layer and self.config.input_feeding:
+            if sparse and self.config.input_feeding:
                 # Labels padded at the end (the usual case): the decoder stops each sequence at its last label.
-                lengths = labelled.sum(dim=1)
-                positions = torch.arange(labels.shape[1], device=labels.device)
-                if torch.equal(labelled, positions < lengths[:, None]):
-                    decoder_lengths = lengths
+                lengths, right_padded = _prefix_lengths(labelled)
+                decoder_lengths = lengths if right_padded else None
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -571,11 +589,11 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
             decoder_lengths=decoder_lengths,
         )
         decoder_states, targets = outputs.last_hidden_state, None
-        if labels is not None:
+        if sparse:
+            # Padded target positions carry no loss: skip them in the output layer, the largest matmul.
+            decoder_states, targets = decoder_states[labelled], labels[labelled]
+        elif labels is not None:
             targets = labels.flatten()
-            if self.training and self.config.sparse_output_layer:
-                # Padded target positions carry no loss: skip them in the output layer, the largest matmul.
-                decoder_states, targets = decoder_states[labelled], labels[labelled]
         logits = self.lm_head(decoder_states)  # (B, T, V), or (num_labelled, V) when sparse
         loss = None
         if labels is not None:
