@@ -54,7 +54,7 @@ def trained(tokenizer, tmp_path_factory):
         output_dir=str(workdir / "trainer"),
         per_device_train_batch_size=4,
         learning_rate=3e-2,
-        max_steps=150,
+        max_steps=250,
         logging_steps=10,
         save_strategy="no",
         report_to="none",
