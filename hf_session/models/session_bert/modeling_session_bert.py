@@ -101,6 +101,35 @@ def unpad_tokens(padded: torch.Tensor, token_indices: torch.Tensor | None) -> to
     return flat if token_indices is None else flat.index_select(0, token_indices)
 
 
+def dropout_keep_mask(reference: torch.Tensor, p: float) -> torch.Tensor:
+    """A scaled keep-mask shaped like `reference` for inverted dropout: 0 with probability p, else 1 / (1 - p).
+
+    torch's CPU dropout draws one 32-bit random number per element, and that cost ~10% of a pretraining step
+    (`benchmarks/bert_pretraining.py`); here each 64-bit draw gives four 16-bit numbers. p is rounded to a
+    multiple of 1/65536 (0.1 → 0.100006) and the scale follows it, so the mask's mean stays exactly 1.
+    """
+    threshold = round(
+        p * 65536
+    )  # drop where a uniform 16-bit number (−32768..32767) is below −32768 + threshold
+    words = torch.randint(-(2**63), 2**63 - 1, ((reference.numel() + 3) // 4,), device=reference.device)
+    keep = words.view(torch.int16)[: reference.numel()].view(reference.shape) >= threshold - 32768
+    return keep.to(reference.dtype) * (65536 / (65536 - threshold))
+
+
+def apply_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout` with the cheaper CPU keep-mask of `dropout_keep_mask`; other devices keep torch's kernels."""
+    if not training or p == 0.0 or p >= 1.0 or hidden_states.device.type != "cpu":
+        return F.dropout(hidden_states, p, training)
+    return hidden_states * dropout_keep_mask(hidden_states, p)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout through `apply_dropout` (same module name and repr, so nothing else changes)."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return apply_dropout(hidden_states, self.p, self.training)
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -124,7 +153,7 @@ def eager_attention_forward(
         else:
             scores = scores + attention_mask
     probs = F.softmax(scores, dim=-1)
-    probs = F.dropout(probs, p=dropout, training=module.training)
+    probs = apply_dropout(probs, dropout, module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
@@ -139,7 +168,7 @@ class SessionBertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds) -> torch.Tensor:
         """ids: (batch, seq_len) each (token_type_ids/position_ids may be None); returns (batch, seq_len, hidden)."""
@@ -197,12 +226,15 @@ class SessionBertSelfAttention(nn.Module):
             query = layout.pad(self.query(hidden_states[layout.queries[0]]), layout.output_indices)
             query = query.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
 
-        if output_attentions:
-            # Only eager computes the probabilities; transformers' BERT falls back to it the same way.
+        implementation = self.config._attn_implementation
+        cpu_dropout = self.training and self.dropout_prob > 0 and query.device.type == "cpu"
+        if output_attentions or (implementation == "sdpa" and cpu_dropout):
+            # Only eager computes the probabilities; transformers' BERT falls back to it the same way. sdpa
+            # with dropout on CPU has no fused kernel: it runs this same math with torch's slower dropout.
             attention_interface: Callable = eager_attention_forward
         else:
             attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
-                self.config._attn_implementation, eager_attention_forward
+                implementation, eager_attention_forward
             )
         attn_output, attn_weights = attention_interface(
             self,
@@ -224,7 +256,7 @@ class SessionBertSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
@@ -259,7 +291,7 @@ class SessionBertOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
@@ -743,7 +775,7 @@ class SessionBertForSequenceClassification(SessionBertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = SessionBertModel(config)
         dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.dropout = Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -807,7 +839,7 @@ class SessionBertForTokenClassification(SessionBertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = SessionBertModel(config, add_pooling_layer=False)
         dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.dropout = Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -903,7 +935,7 @@ class SessionBertForMultipleChoice(SessionBertPreTrainedModel):
         super().__init__(config)
         self.bert = SessionBertModel(config)
         dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.dropout = Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 

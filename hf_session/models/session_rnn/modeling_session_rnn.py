@@ -84,6 +84,36 @@ def _source_lengths(attention_mask: torch.Tensor, max_source_length: int) -> tor
     return lengths
 
 
+def dropout_keep_mask(reference: torch.Tensor, p: float) -> torch.Tensor:
+    """A scaled keep-mask shaped like `reference` for inverted dropout: 0 with probability p, else 1 / (1 - p).
+
+    torch's CPU dropout draws one 32-bit random number per element; here each 64-bit draw gives four 16-bit
+    numbers (copied from modeling_session_bert.py, where it saves ~10% of a pretraining step: each model folder
+    imports only torch, transformers and its own files, so that remote code loads). p is rounded to a
+    multiple of 1/65536 (0.1 → 0.100006) and the scale follows it, so the mask's mean stays exactly 1.
+    """
+    threshold = round(
+        p * 65536
+    )  # drop where a uniform 16-bit number (−32768..32767) is below −32768 + threshold
+    words = torch.randint(-(2**63), 2**63 - 1, ((reference.numel() + 3) // 4,), device=reference.device)
+    keep = words.view(torch.int16)[: reference.numel()].view(reference.shape) >= threshold - 32768
+    return keep.to(reference.dtype) * (65536 / (65536 - threshold))
+
+
+def apply_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout` with the cheaper CPU keep-mask of `dropout_keep_mask`; other devices keep torch's kernels."""
+    if not training or p == 0.0 or p >= 1.0 or hidden_states.device.type != "cpu":
+        return F.dropout(hidden_states, p, training)
+    return hidden_states * dropout_keep_mask(hidden_states, p)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout through `apply_dropout` (same module name and repr, so nothing else changes)."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return apply_dropout(hidden_states, self.p, self.training)
+
+
 class SessionRnnPreTrainedModel(PreTrainedModel):
     config_class = SessionRnnConfig
     base_model_prefix = "model"
@@ -146,7 +176,7 @@ class SessionRnnEncoder(nn.Module):
         self.embed_tokens = nn.Embedding(
             config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = _rnn(config, config.embedding_size, config.bidirectional)
 
     def forward(
@@ -233,7 +263,7 @@ class SessionRnnDecoder(nn.Module):
         self.attention_layer = nn.Linear(config.hidden_size + context, config.hidden_size)
         if config.init_decoder == "bridge":
             self.bridge = nn.Linear(config.encoder_output_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def initial_state(
         self, encoder_hidden_states: torch.Tensor, encoder_pooled: torch.Tensor
@@ -278,9 +308,7 @@ class SessionRnnDecoder(nn.Module):
         if not self.training or p == 0:
             return None
         shape = (reference.shape[0], steps, self.attention_layer.in_features)
-        # Uniform numbers against p: the same distribution as torch's dropout (bernoulli_), faster on CPU.
-        keep = torch.rand(shape, device=reference.device) >= p
-        return keep.to(reference.dtype) / (1 - p)
+        return dropout_keep_mask(reference.new_empty(shape), p)
 
     def _input_feeding_loop(
         self, inputs_embeds, encoder_hidden_states, encoder_attention_mask, state, hx, lengths
@@ -630,7 +658,7 @@ class SessionRnnForSequenceClassification(SessionRnnPreTrainedModel):
         self.num_labels = config.num_labels
         self.encoder = SessionRnnEncoder(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(config.encoder_output_size, config.num_labels)
         self.post_init()
 
