@@ -1,15 +1,16 @@
 """BERT pretraining speed: `SessionBertForPreTraining` against transformers' `BertForPreTraining`.
 
-Same config (hidden 256, 4 layers, 4 heads, intermediate 1024), same starting weights (ours converted into
-theirs), same batches of real text: WikiText-2 paragraphs from ../shared/data (valid + test), tokenized with
-a WordPiece vocabulary trained on them, truncated at 128 tokens, batches of 16 padded to their longest
-paragraph (`--padding max_length`: every batch padded to 128, the fixed-length batches of BERT's own
-pretraining data and of transformers' run_mlm.py --pad_to_max_length), 15% masking (transformers' DataCollatorForLanguageModeling), random NSP labels. Each side takes
-AdamW steps in alternating rounds so both see the same machine load; prints the real (non-padding) tokens per
-second of each, per round, and the median ratio ours / theirs, in wall-clock time and in this process's CPU
-time (steadier when the machine is shared).
+Same config (hidden 256, 4 layers, 4 heads, intermediate 1024; BERT's 30,522-row vocabulary unless
+`--model-vocab-size 0` sizes it to the tokenizer), same starting weights (ours converted into theirs), same
+batches of real text: WikiText-2 paragraphs from ../shared/data (valid + test), tokenized with a WordPiece
+vocabulary trained on them, truncated at 128 tokens, batches of 16 padded to their longest paragraph (which
+is nearly always 128 tokens here), 15% masking (transformers' DataCollatorForLanguageModeling), random NSP
+labels. Each side takes AdamW steps in alternating rounds so both see the same machine load; prints the real
+(non-padding) tokens per second of each, per round, and the median ratio ours / theirs, in wall-clock time and
+in this process's CPU time (steadier when the machine is shared).
 
-    .venv/bin/python benchmarks/bert_pretraining.py [--rounds 5] [--steps 3] [--threads 2] [--model-vocab-size 30522] [--padding max_length]
+    .venv/bin/python benchmarks/bert_pretraining.py [--rounds 5] [--steps 3] [--threads 2] [--ablation]
+        [--model-vocab-size 0]
 """
 
 import argparse
@@ -45,9 +46,7 @@ def tokenizer_for(texts: list[str], vocab_size: int):
     return load_tokenizer(folder)
 
 
-def make_batches(
-    tokenizer, texts, num_batches: int, batch_size: int, seq_len: int, padding: str = "longest", seed: int = 0
-):
+def make_batches(tokenizer, texts, num_batches: int, batch_size: int, seq_len: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, seed=seed)
     order = torch.randperm(len(texts), generator=generator).tolist()
@@ -55,15 +54,7 @@ def make_batches(
     for b in range(num_batches):
         chosen = [texts[i] for i in order[b * batch_size : (b + 1) * batch_size]]
         features = [
-            dict(
-                tokenizer(
-                    text,
-                    truncation=True,
-                    max_length=seq_len,
-                    padding="max_length" if padding == "max_length" else False,
-                    return_special_tokens_mask=True,
-                )
-            )
+            dict(tokenizer(text, truncation=True, max_length=seq_len, return_special_tokens_mask=True))
             for text in chosen
         ]
         batch = collator(features)
@@ -97,17 +88,12 @@ def main() -> None:
     parser.add_argument(
         "--model-vocab-size",
         type=int,
-        default=None,
-        help="embedding rows (default: the tokenizer's size; 30522 = BERT's)",
+        default=30522,
+        help="embedding rows: BERT's 30522 (BertConfig's default; the issue's config leaves it there), "
+        "or 0 for the tokenizer's own size",
     )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument(
-        "--padding",
-        choices=["longest", "max_length"],
-        default="longest",
-        help="pad each batch to its longest paragraph, or every batch to --seq-len",
-    )
     parser.add_argument(
         "--ablation",
         action="store_true",
@@ -144,14 +130,12 @@ def main() -> None:
             models[f"hf-session, {label} off"] = variant
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
 
-    batches = make_batches(
-        tokenizer, texts, (args.rounds + 1) * args.steps, args.batch_size, args.seq_len, args.padding
-    )
+    batches = make_batches(tokenizer, texts, (args.rounds + 1) * args.steps, args.batch_size, args.seq_len)
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     padded = sum(b["attention_mask"].numel() for b in batches)
     print(
         f"{len(texts)} WikiText-2 paragraphs, vocab {len(tokenizer)} (model {config.vocab_size}), batch {args.batch_size} × ≤{args.seq_len}, "
-        f"{args.threads} threads, padding {args.padding}; real tokens {real / padded:.1%} of the padded batch, "
+        f"{args.threads} threads; real tokens {real / padded:.1%} of the padded batch, "
         f"{sum(int((b['labels'] != -100).sum()) for b in batches) / real:.1%} of them masked"
     )
 
