@@ -41,6 +41,8 @@ def test_dropout_module_off_cases(module):
     assert layer.eval()(x) is x
     assert module.apply_dropout(x, 0.0, training=True) is x
     assert torch.equal(module.apply_dropout(x, 1.0, training=True), torch.zeros_like(x))
+    # Just below 1 (a valid config value) p rounds to 65535/65536, never to 1 (an infinite scale).
+    assert torch.isfinite(module.apply_dropout(torch.ones(10_000), 0.999995, training=True)).all()
 
 
 def test_sdpa_training_with_dropout_on_cpu_runs_the_eager_math():

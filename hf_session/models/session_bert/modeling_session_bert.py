@@ -101,26 +101,29 @@ def unpad_tokens(padded: torch.Tensor, token_indices: torch.Tensor | None) -> to
     return flat if token_indices is None else flat.index_select(0, token_indices)
 
 
-def dropout_keep_mask(reference: torch.Tensor, p: float) -> torch.Tensor:
-    """A scaled keep-mask shaped like `reference` for inverted dropout: 0 with probability p, else 1 / (1 - p).
+def dropout_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A scaled keep-mask of `shape` for inverted dropout: 0 with probability p, else 1 / (1 - p).
 
     torch's CPU dropout draws one 32-bit random number per element, and that cost ~10% of a pretraining step
     (`benchmarks/bert_pretraining.py`); here each 64-bit draw gives four 16-bit numbers. p is rounded to a
-    multiple of 1/65536 (0.1 → 0.100006) and the scale follows it, so the mask's mean stays exactly 1.
+    multiple of 1/65536 (0.1 → 0.100006; at most 65535/65536) and the scale follows it, so the mask's mean
+    stays exactly 1.
     """
-    threshold = round(
-        p * 65536
-    )  # drop where a uniform 16-bit number (−32768..32767) is below −32768 + threshold
-    words = torch.randint(-(2**63), 2**63 - 1, ((reference.numel() + 3) // 4,), device=reference.device)
-    keep = words.view(torch.int16)[: reference.numel()].view(reference.shape) >= threshold - 32768
-    return keep.to(reference.dtype) * (65536 / (65536 - threshold))
+    # Drop where a uniform 16-bit number (−32768..32767) is below −32768 + threshold.
+    threshold = min(round(p * 65536), 65535)
+    numel = shape.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((numel + 3) // 4,), device=device)
+    keep = words.view(torch.int16)[:numel].view(shape) >= threshold - 32768
+    return keep.to(dtype) * (65536 / (65536 - threshold))
 
 
 def apply_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """`F.dropout` with the cheaper CPU keep-mask of `dropout_keep_mask`; other devices keep torch's kernels."""
     if not training or p == 0.0 or p >= 1.0 or hidden_states.device.type != "cpu":
         return F.dropout(hidden_states, p, training)
-    return hidden_states * dropout_keep_mask(hidden_states, p)
+    return hidden_states * dropout_keep_mask(
+        hidden_states.shape, p, hidden_states.dtype, hidden_states.device
+    )
 
 
 class Dropout(nn.Dropout):
