@@ -18,7 +18,12 @@ from hf_session import (
     SessionBertForTokenClassification,
     SessionBertModel,
 )
-from hf_session.models.session_bert.modeling_session_bert import pad_tokens, unpad_tokens
+from hf_session.models.session_bert.modeling_session_bert import (
+    eager_attention_forward,
+    labelled_cross_entropy,
+    pad_tokens,
+    unpad_tokens,
+)
 
 VOCAB = 50
 
@@ -290,6 +295,138 @@ def test_sparse_mlm_head_loss_and_gradients_equal_dense(sparse_last_layer):
     # Inference (eval mode) always gives the full logits, as fill-mask needs them.
     sparse_model.eval()
     assert sparse_model(**batch).logits.shape == (3, 12, VOCAB)
+
+
+def plain_and_carrier_models():
+    """Two identical sparse-head SessionBertForPreTraining: one with autograd's usual tied-weight path (two
+    gradients, summed), one handing the decoder's gradient to the embedding lookup (`TiedGradient`)."""
+    torch.manual_seed(0)
+    plain = SessionBertForPreTraining(tiny_config()).train()
+    plain._tied_gradient = lambda *args: None
+    carrier = SessionBertForPreTraining(tiny_config()).train()
+    carrier.load_state_dict(plain.state_dict())
+    return plain, carrier
+
+
+def objective_loss(objective: str, out, batch) -> torch.Tensor:
+    if objective == "nsp only":
+        return torch.nn.functional.cross_entropy(out.seq_relationship_logits, batch["next_sentence_label"])
+    if objective == "mlm loss + logits":
+        return out.loss + 0.1 * out.prediction_logits.square().mean()
+    return out.loss
+
+
+@pytest.mark.parametrize(
+    "objective", ["mlm+nsp", "nsp only", "mlm loss + logits", "two accumulated backwards", "autograd.grad"]
+)
+def test_tied_weight_gets_one_gradient_equal_to_the_sum(objective):
+    """Whatever parts of the graph a backward goes through, every gradient equals the usual path's."""
+    plain, carrier = plain_and_carrier_models()
+    batch = {**make_batch(), "next_sentence_label": torch.tensor([0, 1, 1])}
+    # A pad id inside the text: its lookup gives the padding row no gradient.
+    batch["input_ids"][0, 3] = plain.config.pad_token_id
+    grads = []
+    for model in (plain, carrier):
+        weight = model.bert.embeddings.word_embeddings.weight
+        assert model.cls.predictions.decoder.weight is weight
+        if objective == "autograd.grad":
+            (grad,) = torch.autograd.grad(model(**batch).loss, [weight])
+            grads.append({"word_embeddings": grad})
+            continue
+        for _ in range(2 if objective == "two accumulated backwards" else 1):
+            objective_loss(objective, model(**batch), batch).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, expected in grads[0].items():
+        torch.testing.assert_close(grads[1][name], expected, atol=1e-6, rtol=1e-5, msg=name)
+    assert grads[1][next(iter(grads[1]))].abs().max() > 0
+
+
+def test_tied_gradient_steps_aside_when_the_lookup_is_not_its_own():
+    """No carrier without a lookup in this forward (inputs_embeds), without grad mode, or with frozen word
+    embeddings; the last trains the rest as the usual path does."""
+    plain, carrier = plain_and_carrier_models()
+    batch = make_batch()
+    assert carrier._tied_gradient(batch["input_ids"], batch["labels"], True) is not None
+    assert carrier._tied_gradient(None, batch["labels"], True) is None
+    assert carrier._tied_gradient(batch["input_ids"], None, True) is None
+    with torch.no_grad():
+        assert carrier._tied_gradient(batch["input_ids"], batch["labels"], True) is None
+    for model in (plain, carrier):
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    assert carrier._tied_gradient(batch["input_ids"], batch["labels"], True) is None
+    for model in (plain, carrier):
+        model(**batch).loss.backward()
+    assert carrier.bert.embeddings.word_embeddings.weight.grad is None
+    for (name, expected), param in zip(plain.named_parameters(), carrier.parameters(), strict=True):
+        if param.requires_grad:
+            torch.testing.assert_close(param.grad, expected.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_sparse_head_under_bf16_autocast_matches_the_dense_head():
+    torch.manual_seed(0)
+    dense_model = SessionBertForPreTraining(tiny_config(sparse_mlm_head=False)).train()
+    sparse_model = SessionBertForPreTraining(tiny_config()).train()
+    sparse_model.load_state_dict(dense_model.state_dict())
+    batch = {**make_batch(), "next_sentence_label": torch.tensor([0, 1, 1])}
+    losses = []
+    for model in (dense_model, sparse_model):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**batch).loss
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], atol=2e-2, rtol=1e-2)
+    for (name, expected), param in zip(
+        dense_model.named_parameters(), sparse_model.parameters(), strict=True
+    ):
+        assert param.grad.dtype == torch.float32, name
+        scale = expected.grad.abs().max().item() + 1e-3
+        assert (param.grad - expected.grad).abs().max().item() < 0.05 * scale, name
+
+
+def test_labelled_cross_entropy_equals_torch_and_guards_its_input():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 11, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 11, (7,), generator=generator)
+    for count in (None, 20):
+        ours = labelled_cross_entropy(logits, labels, count)
+        reference = torch.nn.functional.cross_entropy(logits, labels, reduction="sum") / (count or 7)
+        torch.testing.assert_close(ours, reference)
+        (grad,) = torch.autograd.grad(ours, logits)
+        (expected,) = torch.autograd.grad(reference, logits)
+        torch.testing.assert_close(grad, expected)
+    with pytest.raises(ValueError, match="vocab_size=11"):
+        labelled_cross_entropy(logits, torch.tensor([0, 11, 2, 3, 4, 5, 6]))
+    assert labelled_cross_entropy(logits[:0], labels[:0]).isnan()  # as F.cross_entropy with nothing to score
+    loss = labelled_cross_entropy(logits, labels)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="inplace"):
+        loss.backward()  # the first backward reused the saved log-probabilities
+
+
+@pytest.mark.parametrize("mask_form", ["none", "bool keys", "bool full", "additive full"])
+def test_eager_attention_mask_forms(mask_form):
+    """eager_attention_forward = softmax(q kᵀ · s + mask) v for every mask form transformers or we pass."""
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 4, generator=generator) for _ in range(3))
+    keep = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    if mask_form == "none":
+        keep[:] = True
+        mask = None
+    elif mask_form == "bool keys":
+        mask = keep[:, None, None, :]
+    elif mask_form == "bool full":
+        mask = keep[:, None, None, :].expand(2, 1, 5, 5)
+    else:
+        mask = torch.zeros(2, 1, 5, 5).masked_fill(~keep[:, None, None, :], torch.finfo(torch.float32).min)
+    module = torch.nn.Module().eval()
+    output, probs = eager_attention_forward(module, query, key, value, mask, scaling=0.5)
+    scores = (query @ key.transpose(2, 3)) * 0.5
+    expected_probs = scores.masked_fill(~keep[:, None, None, :], float("-inf")).softmax(-1)
+    torch.testing.assert_close(probs, expected_probs)
+    torch.testing.assert_close(output, (expected_probs @ value).transpose(1, 2))
+    if mask_form != "none":
+        assert probs[1, :, :, 3:].abs().max() == 0
 
 
 @pytest.mark.parametrize("unpad_inputs", [False, True])

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
@@ -114,7 +115,7 @@ def dropout_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: t
     numel = shape.numel()
     words = torch.randint(-(2**63), 2**63 - 1, ((numel + 3) // 4,), device=device)
     keep = words.view(torch.int16)[:numel].view(shape) >= threshold - 32768
-    return keep.to(dtype) * (65536 / (65536 - threshold))
+    return keep.to(dtype).mul_(65536 / (65536 - threshold))
 
 
 def apply_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -148,16 +149,96 @@ def eager_attention_forward(
     query, key, value: (batch, heads, seq_len, head_dim); attention_mask: additive float or boolean (True = keep),
     broadcastable to (batch, heads, seq_len, seq_len). Returns (batch, seq_len, heads, head_dim) and the
     attention probabilities (batch, heads, seq_len, seq_len).
+
+    The mask and the scaling ride on one `baddbmm` (scores = mask + scaling · q kᵀ) instead of three passes
+    over the (batch, heads, seq_len, seq_len) scores (matmul, scale, mask).
     """
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
+    batch_size, num_heads, q_len, head_dim = query.shape
+    k_len = key.shape[2]
+    q = query.reshape(batch_size * num_heads, q_len, head_dim)
+    k_t = key.reshape(batch_size * num_heads, k_len, head_dim).transpose(1, 2)
+    shape = (batch_size, num_heads, q_len, k_len)
+    if attention_mask is None:
+        scores = torch.baddbmm(
+            q.new_empty(()).expand(q.shape[0], q_len, k_len), q, k_t, beta=0.0, alpha=scaling
+        )
+    else:
         if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
-    probs = F.softmax(scores, dim=-1)
-    probs = apply_dropout(probs, dropout, module.training)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+            attention_mask = torch.zeros((), dtype=query.dtype, device=query.device).masked_fill(
+                ~attention_mask, torch.finfo(query.dtype).min
+            )
+        # A fresh (batch · heads, q_len, k_len) buffer holding the mask; the matmul adds into it in place (into
+        # the buffer itself, not a view of it, which autograd would have to copy back in the backward).
+        scores = q.new_empty(q.shape[0], q_len, k_len)
+        scores.view(shape).copy_(attention_mask.expand(shape))
+        scores = scores.baddbmm_(q, k_t, alpha=scaling)
+    # The returned (batch, heads, q_len, k_len) probabilities are on the path to the output, so that gradients
+    # reach them (`retain_grad`).
+    probs = apply_dropout(F.softmax(scores.view(shape), dim=-1), dropout, module.training)
+    output = torch.bmm(probs.view(-1, q_len, k_len), value.reshape(batch_size * num_heads, k_len, head_dim))
+    output = output.view(batch_size, num_heads, q_len, head_dim).transpose(1, 2).contiguous()
+    return output, probs
+
+
+class TiedGradient:
+    """Hands the MLM decoder's weight gradient to the word-embedding lookup's backward (tied weights).
+
+    With the decoder and the lookup sharing one (vocab, hidden) matrix, autograd gives it two full-size gradients
+    and adds them: the lookup's is a zero-filled matrix with a few thousand rows written, and the sum a third
+    matrix (together ~4% of a pretraining step at BERT's vocabulary). Through this carrier the decoder's backward
+    (which always runs first: its input depends on the lookup's output) leaves its gradient here and the
+    lookup's backward adds its rows into it in place, so the matrix gets one gradient, equal to the sum.
+    """
+
+    __slots__ = ("grad",)
+
+    def __init__(self):
+        self.grad: torch.Tensor | None = None
+
+
+class _TiedEmbeddingLookup(torch.autograd.Function):
+    """`F.embedding(input_ids, weight, padding_idx)` whose weight gradient is the carrier's, plus its rows."""
+
+    @staticmethod
+    def forward(ctx, input_ids, weight, padding_idx, carrier: TiedGradient):
+        ctx.save_for_backward(input_ids)
+        ctx.weight_shape, ctx.padding_idx, ctx.carrier = weight.shape, padding_idx, carrier
+        return F.embedding(input_ids, weight, padding_idx)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (input_ids,) = ctx.saved_tensors
+        grad_weight, ctx.carrier.grad = ctx.carrier.grad, None
+        if grad_weight is None:  # the decoder was not part of this backward (e.g. only the NSP loss)
+            grad_weight = grad_output.new_zeros(ctx.weight_shape)
+        ids, rows = input_ids.reshape(-1), grad_output.reshape(-1, grad_output.shape[-1])
+        if ctx.padding_idx is not None:  # nn.Embedding gives the padding row no gradient
+            keep = ids != ctx.padding_idx
+            ids, rows = ids[keep], rows[keep]
+        return None, grad_weight.index_add_(0, ids, rows.to(grad_weight.dtype)), None, None
+
+
+class _TiedDecoder(torch.autograd.Function):
+    """`F.linear(hidden, weight, bias)` for hidden (n, hidden_size) that leaves its weight gradient in the carrier."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, carrier: TiedGradient):
+        ctx.save_for_backward(hidden, weight)
+        ctx.carrier = carrier
+        return F.linear(hidden, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_logits):
+        hidden, weight = ctx.saved_tensors
+        # Under autocast the logits (and so this gradient) may be half precision: compute in their dtype, as
+        # autocast's own linear does, and hand each gradient back in its input's dtype.
+        grad_hidden = (grad_logits @ weight.to(grad_logits.dtype)).to(hidden.dtype)
+        grad_weight = (grad_logits.t() @ hidden.to(grad_logits.dtype)).to(weight.dtype)
+        ctx.carrier.grad = grad_weight if ctx.carrier.grad is None else ctx.carrier.grad.add_(grad_weight)
+        grad_bias = grad_logits.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_hidden, None, grad_bias, None
 
 
 class SessionBertEmbeddings(nn.Module):
@@ -173,9 +254,22 @@ class SessionBertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds) -> torch.Tensor:
-        """ids: (batch, seq_len) each (token_type_ids/position_ids may be None); returns (batch, seq_len, hidden)."""
-        if inputs_embeds is None:
+    def forward(
+        self,
+        input_ids,
+        token_type_ids,
+        position_ids,
+        inputs_embeds,
+        tied_gradient: TiedGradient | None = None,
+    ) -> torch.Tensor:
+        """ids: (batch, seq_len) each (token_type_ids/position_ids may be None); returns (batch, seq_len, hidden).
+        tied_gradient: see `TiedGradient` (the lookup then takes the decoder's weight gradient)."""
+        if inputs_embeds is None and tied_gradient is not None:
+            embedding = self.word_embeddings
+            inputs_embeds = _TiedEmbeddingLookup.apply(
+                input_ids, embedding.weight, embedding.padding_idx, tied_gradient
+            )
+        elif inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
         batch_size, seq_len = inputs_embeds.shape[:2]
         if position_ids is None:
@@ -384,8 +478,14 @@ class SessionBertLMPredictionHead(nn.Module):
         self.transform = SessionBertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(..., hidden) → (..., vocab_size)."""
+    def forward(self, hidden_states: torch.Tensor, tied_gradient: TiedGradient | None = None) -> torch.Tensor:
+        """(..., hidden) → (..., vocab_size); with `tied_gradient` (see `TiedGradient`) hidden_states is
+        (n, hidden)."""
+        if tied_gradient is not None:
+            decoder = self.decoder
+            return _TiedDecoder.apply(
+                self.transform(hidden_states), decoder.weight, decoder.bias, tied_gradient
+            )
         return self.decoder(self.transform(hidden_states))
 
 
@@ -423,7 +523,46 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch
     return F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum") / num_items_in_batch
 
 
-def masked_lm_loss_and_logits(head, sequence_output, labels, sparse: bool, num_items_in_batch=None):
+class _LabelledCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of rows that all have a valid label: logits (n, vocab), labels (n,) → scalar.
+
+    Same value and gradient as `F.cross_entropy(..., reduction="sum")`, but the backward turns the forward's
+    saved log-probabilities into the gradient (softmax − one-hot) in place: per step that saves two
+    (n, vocab) buffers (NLL's zero-filled gradient and log-softmax's backward output), each ~35 MB at BERT's
+    vocabulary. A second backward through the same graph fails with autograd's in-place error.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+        ctx.save_for_backward(log_probs, labels)
+        ctx.logits_dtype = logits.dtype
+        return -log_probs.gather(1, labels[:, None]).sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor):
+        log_probs, labels = ctx.saved_tensors
+        grad = log_probs.exp_()
+        grad[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0
+        return grad.mul_(grad_loss).to(ctx.logits_dtype), None
+
+
+def labelled_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None
+) -> torch.Tensor:
+    """Mean cross-entropy of (n, vocab) logits whose (n,) labels are all real targets (no -100), or
+    sum / num_items_in_batch; NaN when n = 0, as `F.cross_entropy` gives."""
+    vocab_size = logits.shape[-1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab_size):
+        raise ValueError(f"MLM labels must be token ids below vocab_size={vocab_size} (or -100 to ignore)")
+    total = _LabelledCrossEntropy.apply(logits, labels)
+    return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
+
+
+def masked_lm_loss_and_logits(
+    head, sequence_output, labels, sparse: bool, num_items_in_batch=None, tied_gradient=None
+):
     """Prediction logits and (with labels) the MLM loss.
 
     sequence_output: (batch, seq_len, hidden); labels: (batch, seq_len), -100 where unlabelled. Dense: logits are
@@ -434,8 +573,8 @@ def masked_lm_loss_and_logits(head, sequence_output, labels, sparse: bool, num_i
         return head(sequence_output), None
     if sparse:
         labelled = labels != -100
-        logits = head(sequence_output[labelled])
-        return logits, cross_entropy(logits, labels[labelled], num_items_in_batch)
+        logits = head(sequence_output[labelled], tied_gradient)
+        return logits, labelled_cross_entropy(logits, labels[labelled], num_items_in_batch)
     logits = head(sequence_output)
     return logits, cross_entropy(logits, labels, num_items_in_batch)
 
@@ -468,6 +607,17 @@ class SessionBertPreTrainedModel(PreTrainedModel):
         module = type(self).__module__.rsplit(".", 1)[-1]
         heads = {auto: f"{module}.{name}" for auto, name in self._auto_heads.items()}
         self.config.auto_map = {**heads, **(getattr(self.config, "auto_map", None) or {})}
+
+    def _tied_gradient(self, input_ids, labels, sparse: bool) -> TiedGradient | None:
+        """A `TiedGradient` carrier when the sparse MLM head trains a decoder tied to the word embeddings that this
+        forward looks up, else None (the usual autograd path)."""
+        if not (sparse and labels is not None and input_ids is not None and torch.is_grad_enabled()):
+            return None
+        weight = self.get_input_embeddings().weight
+        decoder = self.get_output_embeddings()
+        if decoder.weight is not weight or not weight.requires_grad:
+            return None
+        return TiedGradient()
 
     def _sparse_positions(self, labels, sparse, with_cls):
         """The (batch, seq_len) positions the training heads read (labelled tokens, and [CLS] for NSP) when the
@@ -529,6 +679,7 @@ class SessionBertModel(SessionBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         output_positions: torch.Tensor | None = None,
+        tied_gradient: TiedGradient | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """input_ids, attention_mask (1 = real token), token_type_ids, position_ids: (batch, seq_len);
@@ -542,6 +693,8 @@ class SessionBertModel(SessionBertPreTrainedModel):
         positions (its keys and values still cover all tokens), and last_hidden_state is zero elsewhere.
         Include position 0 when the pooler output is used. Ignored when hidden states or attentions are asked
         for, so that those stay complete.
+
+        tied_gradient: for the MLM heads' training, see `TiedGradient`.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -565,9 +718,12 @@ class SessionBertModel(SessionBertPreTrainedModel):
             )
         self._check_inputs(input_ids, token_type_ids, position_ids, seq_len)
 
-        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        embedding_output = self.embeddings(
+            input_ids, token_type_ids, position_ids, inputs_embeds, tied_gradient
+        )
+        has_padding = attention_mask is not None and not bool(attention_mask.all())
         token_indices = None
-        if self.config.unpad_inputs and attention_mask is not None and not bool(attention_mask.all()):
+        if self.config.unpad_inputs and has_padding:
             token_indices = attention_mask.flatten().nonzero().squeeze(1)
         queries = None
         if output_positions is not None and not (output_attentions or output_hidden_states):
@@ -584,9 +740,10 @@ class SessionBertModel(SessionBertPreTrainedModel):
                 real = attention_mask.flatten().bool()
                 positions = (wanted & real).nonzero().squeeze(1)
                 queries = ((real.cumsum(0) - 1)[positions], positions)
-        if output_attentions:
-            # The eager fallback takes a plain boolean (batch, 1, 1, seq_len) mask whatever the backend.
-            mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        if output_attentions or self.config._attn_implementation in ("eager", "sdpa"):
+            # Eager (also the fallback for attention weights) and sdpa take a plain boolean (batch, 1, 1, seq_len)
+            # key mask, or none: 16× smaller than the (batch, 1, seq_len, seq_len) one and cheaper to apply.
+            mask = attention_mask[:, None, None, :].bool() if has_padding else None
         else:
             mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
@@ -650,6 +807,7 @@ class SessionBertForPreTraining(SessionBertPreTrainedModel):
         by its share of those masked tokens (exact when micro-batches have the same masked-token ratio).
         """
         sparse = self.config.sparse_mlm_head and self.training
+        tied_gradient = self._tied_gradient(input_ids, labels, sparse)
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -659,9 +817,10 @@ class SessionBertForPreTraining(SessionBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             output_positions=self._sparse_positions(labels, sparse, with_cls=True),
+            tied_gradient=tied_gradient,
         )
         prediction_logits, mlm_loss = masked_lm_loss_and_logits(
-            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
+            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch, tied_gradient
         )
         seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)
 
@@ -713,6 +872,7 @@ class SessionBertForMaskedLM(SessionBertPreTrainedModel):
         """labels: (batch, seq_len), -100 at unmasked positions. logits: (batch, seq_len, vocab), or
         (num_labelled, vocab) when training with labels and `config.sparse_mlm_head`."""
         sparse = self.config.sparse_mlm_head and self.training
+        tied_gradient = self._tied_gradient(input_ids, labels, sparse)
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -722,9 +882,10 @@ class SessionBertForMaskedLM(SessionBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             output_positions=self._sparse_positions(labels, sparse, with_cls=False),
+            tied_gradient=tied_gradient,
         )
         logits, loss = masked_lm_loss_and_logits(
-            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch
+            self.cls.predictions, outputs.last_hidden_state, labels, sparse, num_items_in_batch, tied_gradient
         )
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

@@ -98,7 +98,7 @@ def dropout_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: t
     numel = shape.numel()
     words = torch.randint(-(2**63), 2**63 - 1, ((numel + 3) // 4,), device=device)
     keep = words.view(torch.int16)[:numel].view(shape) >= threshold - 32768
-    return keep.to(dtype) * (65536 / (65536 - threshold))
+    return keep.to(dtype).mul_(65536 / (65536 - threshold))
 
 
 def apply_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
