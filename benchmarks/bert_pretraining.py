@@ -5,12 +5,14 @@ Same config (hidden 256, 4 layers, 4 heads, intermediate 1024; BERT's 30,522-row
 batches of real text: WikiText-2 paragraphs from ../shared/data (valid + test), tokenized with a WordPiece
 vocabulary trained on them, truncated at 128 tokens, batches of 16 padded to their longest paragraph (which
 is nearly always 128 tokens here), 15% masking (transformers' DataCollatorForLanguageModeling), random NSP
-labels. Each side takes AdamW steps in alternating rounds so both see the same machine load; prints the real
+labels. Each side takes AdamW steps (torch's fused AdamW, the default optimizer of transformers' `Trainer`,
+`adamw_torch_fused`; `--optimizer adamw_torch` for torch's per-parameter loop, whose step over the 30,522 × 256
+embedding costs both sides alike) in alternating rounds so both see the same machine load; prints the real
 (non-padding) tokens per second of each, per round, and the median ratio ours / theirs, in wall-clock time and
 in this process's CPU time (steadier when the machine is shared).
 
     .venv/bin/python benchmarks/bert_pretraining.py [--rounds 5] [--steps 3] [--threads 2] [--ablation]
-        [--model-vocab-size 0]
+        [--model-vocab-size 0] [--optimizer adamw_torch]
 """
 
 import argparse
@@ -92,6 +94,12 @@ def main() -> None:
         help="embedding rows: BERT's 30522 (BertConfig's default; the issue's config leaves it there), "
         "or 0 for the tokenizer's own size",
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=["adamw_torch_fused", "adamw_torch"],
+        default="adamw_torch_fused",
+        help="the same AdamW for both sides: fused (Trainer's default) or torch's per-parameter loop",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument(
@@ -128,14 +136,17 @@ def main() -> None:
             variant = SessionBertForPreTraining(SessionBertConfig(**{**config.to_dict(), **off})).train()
             variant.load_state_dict(ours.state_dict())
             models[f"hf-session, {label} off"] = variant
-    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
+    fused = args.optimizer == "adamw_torch_fused"
+    optimizers = {
+        name: torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused) for name, model in models.items()
+    }
 
     batches = make_batches(tokenizer, texts, (args.rounds + 1) * args.steps, args.batch_size, args.seq_len)
     real = sum(int(b["attention_mask"].sum()) for b in batches)
     padded = sum(b["attention_mask"].numel() for b in batches)
     print(
         f"{len(texts)} WikiText-2 paragraphs, vocab {len(tokenizer)} (model {config.vocab_size}), batch {args.batch_size} × ≤{args.seq_len}, "
-        f"{args.threads} threads; real tokens {real / padded:.1%} of the padded batch, "
+        f"{args.threads} threads, {args.optimizer}; real tokens {real / padded:.1%} of the padded batch, "
         f"{sum(int((b['labels'] != -100).sum()) for b in batches) / real:.1%} of them masked"
     )
 
