@@ -18,12 +18,13 @@ from hf_session import (
     SessionBertForTokenClassification,
     SessionBertModel,
 )
+from hf_session.models.session_bert import modeling_session_bert as session_bert_modeling
 from hf_session.models.session_bert.modeling_session_bert import (
     eager_attention_forward,
-    labelled_cross_entropy,
     pad_tokens,
     unpad_tokens,
 )
+from hf_session.models.session_rnn import modeling_session_rnn as session_rnn_modeling
 
 VOCAB = 50
 
@@ -384,21 +385,29 @@ def test_sparse_head_under_bf16_autocast_matches_the_dense_head():
         assert (param.grad - expected.grad).abs().max().item() < 0.05 * scale, name
 
 
-def test_labelled_cross_entropy_equals_torch_and_guards_its_input():
+@pytest.mark.parametrize("copy", ["session_bert", "session_rnn"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_labelled_cross_entropy_equals_torch_and_guards_its_input(copy, label_smoothing):
+    """Both copies (each model folder stands alone for remote code) against F.cross_entropy."""
+    function = (
+        session_rnn_modeling if copy == "session_rnn" else session_bert_modeling
+    ).labelled_cross_entropy
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(7, 11, generator=generator, requires_grad=True)
     labels = torch.randint(0, 11, (7,), generator=generator)
     for count in (None, 20):
-        ours = labelled_cross_entropy(logits, labels, count)
-        reference = torch.nn.functional.cross_entropy(logits, labels, reduction="sum") / (count or 7)
+        ours = function(logits, labels, count, label_smoothing)
+        reference = torch.nn.functional.cross_entropy(
+            logits, labels, reduction="sum", label_smoothing=label_smoothing
+        ) / (count or 7)
         torch.testing.assert_close(ours, reference)
         (grad,) = torch.autograd.grad(ours, logits)
         (expected,) = torch.autograd.grad(reference, logits)
         torch.testing.assert_close(grad, expected)
     with pytest.raises(ValueError, match="vocab_size=11"):
-        labelled_cross_entropy(logits, torch.tensor([0, 11, 2, 3, 4, 5, 6]))
-    assert labelled_cross_entropy(logits[:0], labels[:0]).isnan()  # as F.cross_entropy with nothing to score
-    loss = labelled_cross_entropy(logits, labels)
+        function(logits, torch.tensor([0, 11, 2, 3, 4, 5, 6]))
+    assert function(logits[:0], labels[:0]).isnan()  # as F.cross_entropy with nothing to score
+    loss = function(logits, labels)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="inplace"):
         loss.backward()  # the first backward reused the saved log-probabilities

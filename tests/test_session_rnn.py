@@ -20,7 +20,7 @@ from hf_session.models.session_rnn import (
     SessionRnnForSequenceClassification,
     SessionRnnModel,
 )
-from hf_session.models.session_rnn.modeling_session_rnn import shift_tokens_right
+from hf_session.models.session_rnn.modeling_session_rnn import _Prefixes, shift_tokens_right
 
 VARIANTS = [
     dict(cell_type=cell, input_feeding=feed, attention_type=attention, num_layers=layers)
@@ -563,3 +563,22 @@ def test_bare_model_defaults_and_hidden_states_from_the_config():
     assert embeddings.shape == (2, 7, 12) and torch.equal(attentional, out.last_hidden_state)
     assert [h.shape for h in out.encoder_hidden_states] == [(2, 7, 12), (2, 7, 24)]
     assert model(input_ids=input_ids, output_hidden_states=False).decoder_hidden_states is None
+
+
+def test_prefix_slices_sum_their_gradients_into_one_buffer():
+    """The input-feeding loop's per-count slices of the encoder states: same values and gradient as slicing."""
+    tensor = torch.randn(5, 3, 2, requires_grad=True)
+    counts = (5, 3, 2)
+    weights = [torch.randn(n, 3, 2) for n in counts]
+    views = _Prefixes.apply(tensor, counts)
+    for view, n in zip(views, counts, strict=True):
+        assert torch.equal(view, tensor[:n])
+    # The middle prefix takes no part in the loss: its gradient arrives as None.
+    (grad,) = torch.autograd.grad(
+        sum((v * w).sum() for v, w in zip(views[::2], weights[::2], strict=True)), tensor
+    )
+    (expected,) = torch.autograd.grad(
+        sum((tensor[:n] * w).sum() for n, w in zip(counts[::2], weights[::2], strict=True)), tensor
+    )
+    torch.testing.assert_close(grad, expected)
+    assert grad[2:].abs().max() > 0 and torch.equal(grad[4], weights[0][4])

@@ -526,37 +526,43 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch
 class _LabelledCrossEntropy(torch.autograd.Function):
     """Summed cross-entropy of rows that all have a valid label: logits (n, vocab), labels (n,) → scalar.
 
-    Same value and gradient as `F.cross_entropy(..., reduction="sum")`, but the backward turns the forward's
-    saved log-probabilities into the gradient (softmax − one-hot) in place: per step that saves two
-    (n, vocab) buffers (NLL's zero-filled gradient and log-softmax's backward output), each ~35 MB at BERT's
-    vocabulary. A second backward through the same graph fails with autograd's in-place error.
+    Same value and gradient as `F.cross_entropy(..., reduction="sum", label_smoothing=...)`, but the backward
+    turns the forward's saved log-probabilities into the gradient (softmax − target distribution) in place: that
+    saves two (n, vocab) buffers per step (NLL's zero-filled gradient and log-softmax's backward output), each
+    ~35 MB for BERT's MLM head. A second backward through the same graph fails with autograd's in-place error.
     """
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
         ctx.save_for_backward(log_probs, labels)
-        ctx.logits_dtype = logits.dtype
-        return -log_probs.gather(1, labels[:, None]).sum()
+        ctx.logits_dtype, ctx.label_smoothing = logits.dtype, label_smoothing
+        # Target distribution (1 − ε) one-hot + ε / vocab, as torch's label smoothing.
+        loss = -log_probs.gather(1, labels[:, None]).sum() * (1.0 - label_smoothing)
+        if label_smoothing:
+            loss = loss - log_probs.sum() * (label_smoothing / log_probs.shape[-1])
+        return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss: torch.Tensor):
         log_probs, labels = ctx.saved_tensors
         grad = log_probs.exp_()
-        grad[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0
-        return grad.mul_(grad_loss).to(ctx.logits_dtype), None
+        if ctx.label_smoothing:
+            grad.sub_(ctx.label_smoothing / grad.shape[-1])
+        grad[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0 - ctx.label_smoothing
+        return grad.mul_(grad_loss).to(ctx.logits_dtype), None, None
 
 
 def labelled_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None, label_smoothing: float = 0.0
 ) -> torch.Tensor:
     """Mean cross-entropy of (n, vocab) logits whose (n,) labels are all real targets (no -100), or
     sum / num_items_in_batch; NaN when n = 0, as `F.cross_entropy` gives."""
     vocab_size = logits.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab_size):
-        raise ValueError(f"MLM labels must be token ids below vocab_size={vocab_size} (or -100 to ignore)")
-    total = _LabelledCrossEntropy.apply(logits, labels)
+        raise ValueError(f"labels must be token ids below vocab_size={vocab_size} (or -100 to ignore)")
+    total = _LabelledCrossEntropy.apply(logits, labels, float(label_smoothing))
     return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
 
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
@@ -115,6 +116,76 @@ class Dropout(nn.Dropout):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return apply_dropout(hidden_states, self.p, self.training)
+
+
+# Copied from session_bert's modeling file (each model folder stands alone for remote code); tests/
+# test_session_bert.py checks both copies.
+class _LabelledCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of rows that all have a valid label: logits (n, vocab), labels (n,) → scalar.
+
+    Same value and gradient as `F.cross_entropy(..., reduction="sum", label_smoothing=...)`, but the backward
+    turns the forward's saved log-probabilities into the gradient (softmax − target distribution) in place: that
+    saves two (n, vocab) buffers per step (NLL's zero-filled gradient and log-softmax's backward output), each
+    ~35 MB for BERT's MLM head. A second backward through the same graph fails with autograd's in-place error.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+        ctx.save_for_backward(log_probs, labels)
+        ctx.logits_dtype, ctx.label_smoothing = logits.dtype, label_smoothing
+        # Target distribution (1 − ε) one-hot + ε / vocab, as torch's label smoothing.
+        loss = -log_probs.gather(1, labels[:, None]).sum() * (1.0 - label_smoothing)
+        if label_smoothing:
+            loss = loss - log_probs.sum() * (label_smoothing / log_probs.shape[-1])
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor):
+        log_probs, labels = ctx.saved_tensors
+        grad = log_probs.exp_()
+        if ctx.label_smoothing:
+            grad.sub_(ctx.label_smoothing / grad.shape[-1])
+        grad[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0 - ctx.label_smoothing
+        return grad.mul_(grad_loss).to(ctx.logits_dtype), None, None
+
+
+def labelled_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy of (n, vocab) logits whose (n,) labels are all real targets (no -100), or
+    sum / num_items_in_batch; NaN when n = 0, as `F.cross_entropy` gives."""
+    vocab_size = logits.shape[-1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab_size):
+        raise ValueError(f"labels must be token ids below vocab_size={vocab_size} (or -100 to ignore)")
+    total = _LabelledCrossEntropy.apply(logits, labels, float(label_smoothing))
+    return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
+
+
+class _Prefixes(torch.autograd.Function):
+    """tensor (B, ...) → its first n rows for each n in `counts`, as views.
+
+    Autograd's backward of each slice would write a zero-filled (B, ...) gradient and add it to the others; the
+    input-feeding loop slices the encoder states and keys once per distinct number of running sequences (up to
+    one per target step), so this backward sums the prefixes' gradients into a single buffer instead."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, counts: tuple[int, ...]):
+        ctx.shape, ctx.counts = tensor.shape, counts
+        return tuple(tensor[:n] for n in counts)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):
+        total = None
+        for n, grad in zip(ctx.counts, grads, strict=True):
+            if grad is None:
+                continue
+            if total is None:
+                total = grad.new_zeros(ctx.shape)
+            total[:n] += grad
+        return total, None
 
 
 class SessionRnnPreTrainedModel(PreTrainedModel):
@@ -348,19 +419,21 @@ class SessionRnnDecoder(nn.Module):
         # split, not a slice per step: the backward of T slices would write T full-size gradients.
         step_inputs = inputs_embeds.split(1, dim=1)  # T × (B, 1, E)
         step_masks = masks.split(1, dim=1) if masks is not None else [None] * steps
-        outputs, step_weights, sources, finished, running = [], [], {}, [], batch
+        # Keys, encoder states and mask for each number of running sequences, sliced once per count.
+        counts = tuple(sorted(set(active), reverse=True))
+        prefixes = [
+            [None] * len(counts) if t is None else _Prefixes.apply(t, counts) if t.requires_grad else
+            [t[:n] for n in counts]
+            for t in (keys, encoder_hidden_states, encoder_attention_mask)
+        ]  # fmt: skip
+        sources = dict(zip(counts, zip(*prefixes, strict=True), strict=True))
+        outputs, step_weights, finished, running = [], [], [], batch
         for step_input, step_mask, n in zip(step_inputs, step_masks, active, strict=True):
             if n < running:  # sequences n..running-1 are done: keep their state, run the others on
                 finished.append(
                     (tuple(part[:, n:running] for part in hx) if lstm else hx[:, n:running], last[n:])
                 )
                 hx, last, running = first_rows(hx, n), last[:n], n
-            if n not in sources:  # one slice per distinct row count, not per step (each slice has a backward)
-                sources[n] = (
-                    None if keys is None else keys[:n],
-                    encoder_hidden_states[:n],
-                    encoder_attention_mask[:n],
-                )
             rnn_input = torch.cat([step_input[:n], last[:, None]], dim=-1)
             rnn_output, hx = self.rnn(rnn_input, hx)
             step, step_weight = self._attentional(
@@ -628,15 +701,18 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
         logits = self.lm_head(decoder_states)  # (B, T, V), or (num_labelled, V) when sparse
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(),
-                targets,
-                ignore_index=-100,
-                reduction="sum",
-                label_smoothing=float(self.config.label_smoothing),
-            )
             denominator = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
-            loss = loss / denominator
+            if sparse:  # every row labelled: the cross-entropy that reuses its buffers in the backward
+                loss = labelled_cross_entropy(logits, targets, denominator, self.config.label_smoothing)
+            else:
+                loss = F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]).float(),
+                    targets,
+                    ignore_index=-100,
+                    reduction="sum",
+                    label_smoothing=float(self.config.label_smoothing),
+                )
+                loss = loss / denominator
         output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
