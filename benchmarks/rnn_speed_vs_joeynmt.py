@@ -4,7 +4,9 @@ Both sides get the same model (bidirectional GRU encoder, GRU decoder with Bahda
 feeding, bridge, tied embeddings, 8k joint WordPiece vocabulary, 256 units), the same Multi30k batches
 (sorted by source length, as JoeyNMT needs) and the same thread count; each runs in its own process
 (JoeyNMT in its own virtual environment under benchmarks/.work/joeynmt-venv), the two alternating for
-`--rounds` rounds; the best round of each is kept. Training is forward + backward + Adam step of the
+`--rounds` rounds. Each round's ratio pairs the two runs made next to each other (the peer's speed moves up to
+±30% between runs on a shared machine, ours much less); the summary gives the median of the round ratios and
+the ratio of each side's best round. Training is forward + backward + Adam step of the
 models themselves (not the two trainers' bookkeeping); decoding is `generate(num_beams=5)` vs JoeyNMT's
 `search.beam_search`, both forced to decode exactly `--max-new-tokens` steps (an untrained model's
 translation lengths would otherwise differ between the two and decide the result).
@@ -19,6 +21,7 @@ translation lengths would otherwise differ between the two and decide the result
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -227,7 +230,7 @@ def main() -> None:
     parser.add_argument("--decode-sentences", type=int, default=320)
     parser.add_argument("--decode-batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--input-feeding",
         action=argparse.BooleanOptionalAction,
@@ -262,13 +265,19 @@ def main() -> None:
     payload = json.loads(batches_path.read_text())
     train_tokens = sum(len(t) for batch in payload["train"][2:] for _, t in batch)
     decode_sentences = sum(len(batch) for batch in payload["decode"][1:])
-    best = {}
+    best, round_ratios = {}, {"train": [], "decode": []}
+    workers = [("ours", sys.executable), ("joeynmt", JOEY_PYTHON)]
     for round_ in range(args.rounds):
-        for name, python in (("ours", sys.executable), ("joeynmt", JOEY_PYTHON)):
-            result = run_worker(python, name, batches_path)
+        results = {}
+        for name, python in workers if round_ % 2 == 0 else workers[::-1]:
+            results[name] = result = run_worker(python, name, batches_path)
             print(f"round {round_ + 1} {name}: {result}", flush=True)
             for key, value in result.items():
                 best[(name, key)] = min(value, best.get((name, key), float("inf")))
+        for kind in round_ratios:  # seconds: the peer's over ours is our speed over the peer's
+            round_ratios[kind].append(
+                results["joeynmt"][f"{kind}_seconds"] / results["ours"][f"{kind}_seconds"]
+            )
     rows = {
         name: {
             "train_tokens_per_s": train_tokens / best[(name, "train_seconds")],
@@ -283,10 +292,18 @@ def main() -> None:
         "train_target_tokens": train_tokens,
         "decode_sentences": decode_sentences,
         **{f"{name}_{key}": round(value, 1) for name, row in rows.items() for key, value in row.items()},
-        "train_ratio_ours_over_joeynmt": round(
+        **{
+            f"{kind}_ratio_ours_over_joeynmt_per_round": [round(r, 3) for r in ratios]
+            for kind, ratios in round_ratios.items()
+        },
+        **{
+            f"{kind}_ratio_ours_over_joeynmt_median": round(statistics.median(ratios), 3)
+            for kind, ratios in round_ratios.items()
+        },
+        "train_ratio_ours_over_joeynmt_best_rounds": round(
             rows["ours"]["train_tokens_per_s"] / rows["joeynmt"]["train_tokens_per_s"], 3
         ),
-        "decode_ratio_ours_over_joeynmt": round(
+        "decode_ratio_ours_over_joeynmt_best_rounds": round(
             rows["ours"]["decode_sentences_per_s"] / rows["joeynmt"]["decode_sentences_per_s"], 3
         ),
     }
