@@ -318,7 +318,15 @@ def objective_loss(objective: str, out, batch) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "objective", ["mlm+nsp", "nsp only", "mlm loss + logits", "two accumulated backwards", "autograd.grad"]
+    "objective",
+    [
+        "mlm+nsp",
+        "nsp only",
+        "mlm loss + logits",
+        "two accumulated backwards",
+        "autograd.grad",
+        "bias-only grad first",
+    ],
 )
 def test_tied_weight_gets_one_gradient_equal_to_the_sum(objective):
     """Whatever parts of the graph a backward goes through, every gradient equals the usual path's."""
@@ -335,7 +343,12 @@ def test_tied_weight_gets_one_gradient_equal_to_the_sum(objective):
             grads.append({"word_embeddings": grad})
             continue
         for _ in range(2 if objective == "two accumulated backwards" else 1):
-            objective_loss(objective, model(**batch), batch).backward()
+            out = model(**batch)
+            if objective == "bias-only grad first":
+                # A backward through the decoder that never reaches the lookup must leave nothing behind.
+                bias = model.cls.predictions.decoder.bias
+                torch.autograd.grad(out.prediction_logits.sum(), [bias], retain_graph=True)
+            objective_loss(objective, out, batch).backward()
         grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys()
     for name, expected in grads[0].items():
@@ -387,16 +400,16 @@ def test_sparse_head_under_bf16_autocast_matches_the_dense_head():
 
 @pytest.mark.parametrize("copy", ["session_bert", "session_rnn"])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_labelled_cross_entropy_equals_torch_and_guards_its_input(copy, label_smoothing):
+def test_labelled_cross_entropy_equals_torch(copy, label_smoothing):
     """Both copies (each model folder stands alone for remote code) against F.cross_entropy."""
     function = (
         session_rnn_modeling if copy == "session_rnn" else session_bert_modeling
-    ).labelled_cross_entropy
+    )._LabelledCrossEntropy
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(7, 11, generator=generator, requires_grad=True)
     labels = torch.randint(0, 11, (7,), generator=generator)
     for count in (None, 20):
-        ours = function(logits, labels, count, label_smoothing)
+        ours = function.apply(logits, labels, label_smoothing) / (count or 7)
         reference = torch.nn.functional.cross_entropy(
             logits, labels, reduction="sum", label_smoothing=label_smoothing
         ) / (count or 7)
@@ -404,13 +417,25 @@ def test_labelled_cross_entropy_equals_torch_and_guards_its_input(copy, label_sm
         (grad,) = torch.autograd.grad(ours, logits)
         (expected,) = torch.autograd.grad(reference, logits)
         torch.testing.assert_close(grad, expected)
-    with pytest.raises(ValueError, match="vocab_size=11"):
-        function(logits, torch.tensor([0, 11, 2, 3, 4, 5, 6]))
-    assert function(logits[:0], labels[:0]).isnan()  # as F.cross_entropy with nothing to score
-    loss = function(logits, labels)
+    loss = function.apply(logits, labels, 0.0)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="inplace"):
         loss.backward()  # the first backward reused the saved log-probabilities
+
+
+def test_labelled_cross_entropy_guards_its_input():
+    """session_bert's entry point (session_rnn checks its labels with `_check_ids` first)."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 11, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 11, (7,), generator=generator)
+    torch.testing.assert_close(
+        session_bert_modeling.labelled_cross_entropy(logits, labels, 20, 0.1),
+        torch.nn.functional.cross_entropy(logits, labels, reduction="sum", label_smoothing=0.1) / 20,
+    )
+    with pytest.raises(ValueError, match="vocab_size=11"):
+        session_bert_modeling.labelled_cross_entropy(logits, torch.tensor([0, 11, 2, 3, 4, 5, 6]))
+    # As F.cross_entropy with nothing to score.
+    assert session_bert_modeling.labelled_cross_entropy(logits[:0], labels[:0]).isnan()
 
 
 @pytest.mark.parametrize("mask_form", ["none", "bool keys", "bool full", "additive full"])

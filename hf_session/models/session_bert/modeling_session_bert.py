@@ -236,7 +236,9 @@ class _TiedDecoder(torch.autograd.Function):
         # autocast's own linear does, and hand each gradient back in its input's dtype.
         grad_hidden = (grad_logits @ weight.to(grad_logits.dtype)).to(hidden.dtype)
         grad_weight = (grad_logits.t() @ hidden.to(grad_logits.dtype)).to(weight.dtype)
-        ctx.carrier.grad = grad_weight if ctx.carrier.grad is None else ctx.carrier.grad.add_(grad_weight)
+        # This backward pass's gradient; one left by an earlier pass that never reached the lookup (e.g.
+        # `autograd.grad` for the bias only) is stale and replaced, not added to.
+        ctx.carrier.grad = grad_weight
         grad_bias = grad_logits.sum(0) if ctx.needs_input_grad[2] else None
         return grad_hidden, None, grad_bias, None
 

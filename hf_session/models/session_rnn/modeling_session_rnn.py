@@ -119,7 +119,7 @@ class Dropout(nn.Dropout):
 
 
 # Copied from session_bert's modeling file (each model folder stands alone for remote code); tests/
-# test_session_bert.py checks both copies.
+# test_session_bert.py checks both copies. Labels are checked by `_check_ids` before it is called.
 class _LabelledCrossEntropy(torch.autograd.Function):
     """Summed cross-entropy of rows that all have a valid label: logits (n, vocab), labels (n,) → scalar.
 
@@ -149,18 +149,6 @@ class _LabelledCrossEntropy(torch.autograd.Function):
             grad.sub_(ctx.label_smoothing / grad.shape[-1])
         grad[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0 - ctx.label_smoothing
         return grad.mul_(grad_loss).to(ctx.logits_dtype), None, None
-
-
-def labelled_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Mean cross-entropy of (n, vocab) logits whose (n,) labels are all real targets (no -100), or
-    sum / num_items_in_batch; NaN when n = 0, as `F.cross_entropy` gives."""
-    vocab_size = logits.shape[-1]
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab_size):
-        raise ValueError(f"labels must be token ids below vocab_size={vocab_size} (or -100 to ignore)")
-    total = _LabelledCrossEntropy.apply(logits, labels, float(label_smoothing))
-    return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
 
 
 class _Prefixes(torch.autograd.Function):
@@ -422,10 +410,9 @@ class SessionRnnDecoder(nn.Module):
         # Keys, encoder states and mask for each number of running sequences, sliced once per count.
         counts = tuple(sorted(set(active), reverse=True))
         prefixes = [
-            [None] * len(counts) if t is None else _Prefixes.apply(t, counts) if t.requires_grad else
-            [t[:n] for n in counts]
+            [None] * len(counts) if t is None else _Prefixes.apply(t, counts)
             for t in (keys, encoder_hidden_states, encoder_attention_mask)
-        ]  # fmt: skip
+        ]
         sources = dict(zip(counts, zip(*prefixes, strict=True), strict=True))
         outputs, step_weights, finished, running = [], [], [], batch
         for step_input, step_mask, n in zip(step_inputs, step_masks, active, strict=True):
@@ -702,8 +689,9 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
         loss = None
         if labels is not None:
             denominator = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
-            if sparse:  # every row labelled: the cross-entropy that reuses its buffers in the backward
-                loss = labelled_cross_entropy(logits, targets, denominator, self.config.label_smoothing)
+            if sparse:  # every row labelled (checked above): the cross-entropy that reuses its buffers
+                loss = _LabelledCrossEntropy.apply(logits, targets, float(self.config.label_smoothing))
+                loss = loss / denominator
             else:
                 loss = F.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]).float(),
