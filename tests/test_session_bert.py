@@ -707,3 +707,24 @@ def test_pretraining_loss_with_num_items_in_batch():
         for half in halves
     )
     torch.testing.assert_close(accumulated, mlm + nsp)
+
+
+@pytest.mark.parametrize("rows, bias", [(1000, True), (1000, False), (3, True)])
+def test_vocab_linear_in_slabs_equals_linear(rows, bias):
+    """The MLM decoder's slab-by-slab product (CPU, float32) against F.linear, with a vocabulary that the slabs
+    do not divide evenly; a wrong slab offset or a missed last slab fails it."""
+    generator = torch.Generator().manual_seed(0)
+    vocab = 4 * 256 + 77 if rows == 1000 else 4 * 65536 + 77
+    hidden = torch.randn(rows, 8, generator=generator)
+    weight = torch.randn(vocab, 8, generator=generator)
+    bias_vector = torch.randn(vocab, generator=generator) if bias else None
+    slab = session_bert_modeling.vocab_slab(hidden, weight, bias_vector)
+    assert slab is not None and vocab % slab != 0
+    out = session_bert_modeling.vocab_linear(hidden, weight, bias_vector)
+    torch.testing.assert_close(out, torch.nn.functional.linear(hidden, weight, bias_vector))
+    assert out.is_contiguous()
+    # Plain F.linear where slabs do not pay or cannot be written: small vocabularies, bf16, autocast.
+    assert session_bert_modeling.vocab_slab(hidden, weight[: 3 * slab], bias_vector) is None
+    assert session_bert_modeling.vocab_slab(hidden.bfloat16(), weight.bfloat16(), None) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert session_bert_modeling.vocab_slab(hidden, weight, bias_vector) is None

@@ -219,6 +219,44 @@ class _TiedEmbeddingLookup(torch.autograd.Function):
         return None, grad_weight.index_add_(0, ids, rows.to(grad_weight.dtype)), None, None
 
 
+def vocab_slab(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> int | None:
+    """Vocabulary columns per slab for `vocab_linear`, or None where it is plain `F.linear`."""
+    slab = max(256, (196_608 // max(hidden.shape[0], 1)) // 64 * 64)  # ~0.75 MB of float32 output per slab
+    if (
+        hidden.device.type != "cpu"
+        or hidden.dim() != 2
+        or weight.shape[0] < 4 * slab
+        or torch.is_autocast_enabled("cpu")
+        or not (
+            hidden.dtype == weight.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
+        )
+    ):
+        return None
+    return slab
+
+
+def vocab_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`F.linear(hidden, weight, bias)` for a projection onto a large vocabulary: (n, hidden) → (n, vocab).
+
+    On CPU, torch's matrix product (MKL) is ~1.6× slower when its output is much larger than the caches, as the
+    (n, vocab) logits of the sparse MLM head are (230 × 30,522 floats, 28 MB: 72 ms, against 43 ms for the same
+    product written in column slabs of ~0.75 MB, on 2 cores). So on CPU, in float32 without autocast, a large
+    output is written slab by slab (the same dot products); elsewhere this is `F.linear`.
+    """
+    slab = vocab_slab(hidden, weight, bias)
+    if slab is None:
+        return F.linear(hidden, weight, bias)
+    vocab = weight.shape[0]
+    out = hidden.new_empty(hidden.shape[0], vocab)
+    for start in range(0, vocab, slab):
+        stop = min(start + slab, vocab)
+        if bias is None:
+            torch.mm(hidden, weight[start:stop].t(), out=out[:, start:stop])
+        else:
+            torch.addmm(bias[start:stop], hidden, weight[start:stop].t(), out=out[:, start:stop])
+    return out
+
+
 class _TiedDecoder(torch.autograd.Function):
     """`F.linear(hidden, weight, bias)` for hidden (n, hidden_size) that leaves its weight gradient in the carrier."""
 
@@ -226,7 +264,7 @@ class _TiedDecoder(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, carrier: TiedGradient):
         ctx.save_for_backward(hidden, weight)
         ctx.carrier = carrier
-        return F.linear(hidden, weight, bias)
+        return vocab_linear(hidden, weight, bias)
 
     @staticmethod
     @once_differentiable
