@@ -728,3 +728,22 @@ def test_vocab_linear_in_slabs_equals_linear(rows, bias):
     assert session_bert_modeling.vocab_slab(hidden.bfloat16(), weight.bfloat16(), None) is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert session_bert_modeling.vocab_slab(hidden, weight, bias_vector) is None
+
+
+def test_tied_decoder_in_slabs_gives_linear_gradients():
+    """The tied decoder's slab-by-slab forward and weight gradient against F.linear under autograd."""
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(1000, 8, generator=generator, requires_grad=True)
+    weight = torch.randn(4 * 256 + 77, 8, generator=generator, requires_grad=True)
+    bias = torch.randn(4 * 256 + 77, generator=generator, requires_grad=True)
+    assert session_bert_modeling.vocab_slab(hidden, weight, bias) is not None
+    upstream = torch.randn(1000, 4 * 256 + 77, generator=generator)
+    carrier = session_bert_modeling.TiedGradient()
+    logits = session_bert_modeling._TiedDecoder.apply(hidden, weight, bias, carrier)
+    grads = torch.autograd.grad((logits * upstream).sum(), [hidden, bias])
+    reference = torch.nn.functional.linear(hidden, weight, bias)
+    expected = torch.autograd.grad((reference * upstream).sum(), [hidden, weight, bias])
+    torch.testing.assert_close(logits, reference)
+    torch.testing.assert_close(grads[0], expected[0])
+    torch.testing.assert_close(carrier.grad, expected[1])
+    torch.testing.assert_close(grads[1], expected[2])

@@ -273,7 +273,14 @@ class _TiedDecoder(torch.autograd.Function):
         # Under autocast the logits (and so this gradient) may be half precision: compute in their dtype, as
         # autocast's own linear does, and hand each gradient back in its input's dtype.
         grad_hidden = (grad_logits @ weight.to(grad_logits.dtype)).to(hidden.dtype)
-        grad_weight = (grad_logits.t() @ hidden.to(grad_logits.dtype)).to(weight.dtype)
+        slab = vocab_slab(hidden, weight, None) if grad_logits.dtype == torch.float32 else None
+        if slab is None:
+            grad_weight = (grad_logits.t() @ hidden.to(grad_logits.dtype)).to(weight.dtype)
+        else:  # the (vocab, hidden) gradient row slab by row slab, for the reason given in `vocab_linear`
+            grad_weight = weight.new_empty(weight.shape)
+            for start in range(0, weight.shape[0], slab):
+                stop = min(start + slab, weight.shape[0])
+                torch.mm(grad_logits[:, start:stop].t(), hidden, out=grad_weight[start:stop])
         # This backward pass's gradient; one left by an earlier pass that never reached the lookup (e.g.
         # `autograd.grad` for the bias only) is stale and replaced, not added to.
         ctx.carrier.grad = grad_weight
