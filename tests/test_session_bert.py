@@ -463,9 +463,11 @@ def test_eager_attention_mask_forms(mask_form):
         assert probs[1, :, :, 3:].abs().max() == 0
 
 
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
 @pytest.mark.parametrize("unpad_inputs", [False, True])
-def test_sparse_last_layer_pretraining_equals_dense(unpad_inputs):
-    """The last layer computed only at labelled positions and [CLS]: same MLM + NSP loss, logits, gradients."""
+def test_sparse_last_layer_pretraining_equals_dense(unpad_inputs, attn_implementation):
+    """The last layer computed only at labelled positions and [CLS] (its queries packed per sequence): same
+    MLM + NSP loss, logits, gradients."""
     torch.manual_seed(0)
     dense_model = SessionBertForPreTraining(
         tiny_config(num_hidden_layers=3, sparse_mlm_head=False, unpad_inputs=unpad_inputs)
@@ -473,6 +475,8 @@ def test_sparse_last_layer_pretraining_equals_dense(unpad_inputs):
     sparse_model = SessionBertForPreTraining(
         tiny_config(num_hidden_layers=3, unpad_inputs=unpad_inputs)
     ).train()
+    sparse_model.set_attn_implementation(attn_implementation)
+    assert sparse_model.config._attn_implementation == attn_implementation
     sparse_model.load_state_dict(dense_model.state_dict())
     batch = make_batch(batch_size=4, lengths=(12, 7, 4, 9), seed=3)
     batch["next_sentence_label"] = torch.tensor([0, 1, 1, 0])
@@ -747,3 +751,13 @@ def test_tied_decoder_in_slabs_gives_linear_gradients():
     torch.testing.assert_close(grads[0], expected[0])
     torch.testing.assert_close(carrier.grad, expected[1])
     torch.testing.assert_close(grads[1], expected[2])
+
+
+def test_packed_query_slots():
+    """Each sequence's positions side by side from slot 0 of a grid as wide as the fullest sequence."""
+    positions = torch.tensor([0, 3, 4, 10, 11, 12, 13, 30])  # seq_len 8: sequences 0, 0, 0, 1, 1, 1, 1, 3
+    slots, q_len = session_bert_modeling.packed_query_slots(positions, batch_size=4, seq_len=8)
+    assert q_len == 4
+    assert slots.tolist() == [0, 1, 2, 4, 5, 6, 7, 12]
+    slots, q_len = session_bert_modeling.packed_query_slots(positions[:0], batch_size=4, seq_len=8)
+    assert q_len == 1 and slots.numel() == 0

@@ -102,6 +102,18 @@ def unpad_tokens(padded: torch.Tensor, token_indices: torch.Tensor | None) -> to
     return flat if token_indices is None else flat.index_select(0, token_indices)
 
 
+def packed_query_slots(positions: torch.Tensor, batch_size: int, seq_len: int) -> tuple[torch.Tensor, int]:
+    """Flat positions (n,) in the (batch · seq_len) grid, in row-major order → their flat positions in a
+    (batch, q_len) grid where each sequence's positions sit side by side from slot 0, and q_len (the most
+    positions one sequence has, at least 1)."""
+    sequence = torch.div(positions, seq_len, rounding_mode="floor")
+    counts = torch.bincount(sequence, minlength=batch_size)
+    q_len = max(int(counts.max()), 1) if positions.numel() else 1
+    first = counts.cumsum(0) - counts  # index in `positions` of each sequence's first one
+    slot = torch.arange(positions.numel(), device=positions.device) - first[sequence]
+    return sequence * q_len + slot, q_len
+
+
 def dropout_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A scaled keep-mask of `shape` for inverted dropout: 0 with probability p, else 1 / (1 - p).
 
@@ -353,6 +365,7 @@ class SessionBertSelfAttention(nn.Module):
         With `layout.queries` only those tokens ask queries; the output is then (num_queries, hidden).
         """
         batch_size, seq_len = layout.batch_size, layout.seq_len
+        q_len = seq_len  # fewer when only some tokens ask queries (the sparse last layer)
         # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
         # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
         if layout.queries is None:
@@ -366,9 +379,14 @@ class SessionBertSelfAttention(nn.Module):
             kv_bias = torch.cat([self.key.bias, self.value.bias])
             kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
             key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            # Queries elsewhere stay zero: they attend uniformly and their outputs are dropped below.
-            query = layout.pad(self.query(hidden_states[layout.queries[0]]), layout.output_indices)
-            query = query.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
+            rows, query_slots = layout.queries
+            if attention_mask is None or attention_mask.shape[-2] == 1:
+                # A key mask (or none) fits any number of queries: each sequence's queries sit side by side in a
+                # (batch, q_len) grid, q_len = the most any sequence has (~15% of seq_len in pretraining).
+                query_slots, q_len = packed_query_slots(query_slots, batch_size, seq_len)
+            # Slots without a query stay zero: they attend uniformly and their outputs are dropped below.
+            query = pad_tokens(self.query(hidden_states[rows]), query_slots, batch_size, q_len)
+            query = query.view(batch_size, q_len, self.num_heads, self.head_dim).transpose(1, 2)
 
         implementation = self.config._attn_implementation
         cpu_dropout = self.training and self.dropout_prob > 0 and query.device.type == "cpu"
@@ -389,8 +407,10 @@ class SessionBertSelfAttention(nn.Module):
             dropout=self.dropout_prob if self.training else 0.0,
             scaling=self.scaling,
         )
-        attn_output = attn_output.reshape(batch_size, seq_len, -1)
-        return unpad_tokens(attn_output, layout.output_indices), attn_weights
+        attn_output = attn_output.reshape(batch_size, q_len, -1)
+        return unpad_tokens(
+            attn_output, layout.output_indices if layout.queries is None else query_slots
+        ), attn_weights
 
 
 class SessionBertSelfOutput(nn.Module):
