@@ -11,7 +11,8 @@ Two speed features, both switched by the config (see `SessionBertConfig`):
   attends only to itself. Without padding (or with `unpad_inputs=False`) `num_tokens = batch * seq_len`.
 * sparse MLM head: with labels in training, the vocabulary projection runs only at the labelled positions.
 * sparse last layer: then the last encoder layer too computes its queries, output projection and feed-forward
-  block only at those positions (and [CLS] for NSP); its keys and values still cover every token.
+  block only at those positions (and [CLS] for NSP); its keys and values still cover every token, and its
+  queries are packed per sequence, so its attention scores are (batch, most queries, seq_len).
 
 This file imports only torch, transformers and its sibling configuration file, so that a saved checkpoint
 loads with `trust_remote_code=True` where hf_session is not installed.
@@ -362,7 +363,8 @@ class SessionBertSelfAttention(nn.Module):
     def forward(self, hidden_states, attention_mask, layout: TokenLayout, output_attentions=False):
         """hidden_states: (num_tokens, hidden) → (num_tokens, hidden), attention probabilities or None.
 
-        With `layout.queries` only those tokens ask queries; the output is then (num_queries, hidden).
+        With `layout.queries` only those tokens ask queries; the output is then (num_queries, hidden). With a key
+        mask (or none) they sit packed per sequence in a (batch, q_len) grid, q_len the most one sequence has.
         """
         batch_size, seq_len = layout.batch_size, layout.seq_len
         q_len = seq_len  # fewer when only some tokens ask queries (the sparse last layer)
