@@ -761,3 +761,39 @@ def test_packed_query_slots():
     assert slots.tolist() == [0, 1, 2, 4, 5, 6, 7, 12]
     slots, q_len = session_bert_modeling.packed_query_slots(positions[:0], batch_size=4, seq_len=8)
     assert q_len == 1 and slots.numel() == 0
+
+
+def test_sparse_last_layer_with_a_query_by_key_mask_keeps_every_query_slot():
+    """An attention function registered with a (batch, 1, seq_len, seq_len) mask (here sdpa's mask builder):
+    the last layer's queries stay in the full (batch, seq_len) grid, since that mask has a row per query, and the
+    loss and logits still equal the dense model's."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    seen = []
+
+    def recording_attention(module, query, key, value, attention_mask, **kwargs):
+        seen.append((query.shape[2], tuple(attention_mask.shape)))
+        return session_bert_modeling.eager_attention_forward(
+            module, query, key, value, attention_mask, **kwargs
+        )
+
+    AttentionInterface.register("session_test_attention", recording_attention)
+    AttentionMaskInterface.register("session_test_attention", sdpa_mask)
+    try:
+        torch.manual_seed(0)
+        dense_model = SessionBertForPreTraining(
+            tiny_config(num_hidden_layers=2, sparse_mlm_head=False)
+        ).train()
+        sparse_model = SessionBertForPreTraining(tiny_config(num_hidden_layers=2)).train()
+        sparse_model.load_state_dict(dense_model.state_dict())
+        sparse_model.set_attn_implementation("session_test_attention")
+        batch = make_batch()
+        labelled = batch["labels"] != -100
+        dense, sparse = dense_model(**batch), sparse_model(**batch)
+        torch.testing.assert_close(sparse.prediction_logits, dense.prediction_logits[labelled])
+        torch.testing.assert_close(sparse.loss, dense.loss)
+        assert seen == [(12, (3, 1, 12, 12))] * 2
+    finally:
+        del AttentionInterface._global_mapping["session_test_attention"]
+        del AttentionMaskInterface._global_mapping["session_test_attention"]

@@ -382,9 +382,10 @@ class SessionBertSelfAttention(nn.Module):
             kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
             key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             rows, query_slots = layout.queries
-            if attention_mask is None or attention_mask.shape[-2] == 1:
-                # A key mask (or none) fits any number of queries: each sequence's queries sit side by side in a
-                # (batch, q_len) grid, q_len = the most any sequence has (~15% of seq_len in pretraining).
+            if attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[-2] == 1):
+                # A (batch, 1, 1, seq_len) key mask (or none) fits any number of queries: each sequence's queries
+                # sit side by side in a (batch, q_len) grid, q_len = the most any sequence has (~15% of seq_len
+                # in pretraining). Other masks (flash attention's 2-D one, 4-D query × key ones) keep seq_len.
                 query_slots, q_len = packed_query_slots(query_slots, batch_size, seq_len)
             # Slots without a query stay zero: they attend uniformly and their outputs are dropped below.
             query = pad_tokens(self.query(hidden_states[rows]), query_slots, batch_size, q_len)
