@@ -367,7 +367,8 @@ class SessionBertSelfAttention(nn.Module):
         mask (or none) they sit packed per sequence in a (batch, q_len) grid, q_len the most one sequence has.
         """
         batch_size, seq_len = layout.batch_size, layout.seq_len
-        q_len = seq_len  # fewer when only some tokens ask queries (the sparse last layer)
+        # The output rows' flat positions in a (batch, q_len) grid: the layout's, or the packed query slots below.
+        q_len, output_slots = seq_len, layout.output_indices
         # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
         # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
         if layout.queries is None:
@@ -381,14 +382,14 @@ class SessionBertSelfAttention(nn.Module):
             kv_bias = torch.cat([self.key.bias, self.value.bias])
             kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
             key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            rows, query_slots = layout.queries
+            rows, output_slots = layout.queries
             if attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[-2] == 1):
                 # A (batch, 1, 1, seq_len) key mask (or none) fits any number of queries: each sequence's queries
                 # sit side by side in a (batch, q_len) grid, q_len = the most any sequence has (~15% of seq_len
                 # in pretraining). Other masks (flash attention's 2-D one, 4-D query × key ones) keep seq_len.
-                query_slots, q_len = packed_query_slots(query_slots, batch_size, seq_len)
+                output_slots, q_len = packed_query_slots(output_slots, batch_size, seq_len)
             # Slots without a query stay zero: they attend uniformly and their outputs are dropped below.
-            query = pad_tokens(self.query(hidden_states[rows]), query_slots, batch_size, q_len)
+            query = pad_tokens(self.query(hidden_states[rows]), output_slots, batch_size, q_len)
             query = query.view(batch_size, q_len, self.num_heads, self.head_dim).transpose(1, 2)
 
         implementation = self.config._attn_implementation
@@ -411,9 +412,7 @@ class SessionBertSelfAttention(nn.Module):
             scaling=self.scaling,
         )
         attn_output = attn_output.reshape(batch_size, q_len, -1)
-        return unpad_tokens(
-            attn_output, layout.output_indices if layout.queries is None else query_slots
-        ), attn_weights
+        return unpad_tokens(attn_output, output_slots), attn_weights
 
 
 class SessionBertSelfOutput(nn.Module):
