@@ -438,11 +438,16 @@ def test_labelled_cross_entropy_guards_its_input():
     assert session_bert_modeling.labelled_cross_entropy(logits[:0], labels[:0]).isnan()
 
 
+@pytest.mark.parametrize("layout", ["batch first", "heads first"])
 @pytest.mark.parametrize("mask_form", ["none", "bool keys", "bool full", "additive full"])
-def test_eager_attention_mask_forms(mask_form):
-    """eager_attention_forward = softmax(q kᵀ · s + mask) v for every mask form transformers or we pass."""
+def test_eager_attention_mask_forms(mask_form, layout):
+    """eager_attention_forward = softmax(q kᵀ · s + mask) v for every mask form transformers or we pass, with
+    (batch, heads, seq_len, head_dim) inputs contiguous or laid out heads first (as `split_heads` gives them)."""
     generator = torch.Generator().manual_seed(0)
     query, key, value = (torch.randn(2, 3, 5, 4, generator=generator) for _ in range(3))
+    if layout == "heads first":
+        query, key, value = (t.transpose(0, 1).contiguous().transpose(0, 1) for t in (query, key, value))
+        assert not query.is_contiguous()
     keep = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)
     if mask_form == "none":
         keep[:] = True
@@ -459,8 +464,29 @@ def test_eager_attention_mask_forms(mask_form):
     expected_probs = scores.masked_fill(~keep[:, None, None, :], float("-inf")).softmax(-1)
     torch.testing.assert_close(probs, expected_probs)
     torch.testing.assert_close(output, (expected_probs @ value).transpose(1, 2))
+    assert output.is_contiguous()
     if mask_form != "none":
         assert probs[1, :, :, 3:].abs().max() == 0
+
+
+def test_split_heads_scatters_rows_heads_first():
+    """Rows at flat positions of a (batch, seq_len) grid → per part (batch, heads, seq_len, head_dim), zero
+    elsewhere, heads first in memory; gradients gather back to the rows."""
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randn(4, 2 * 3 * 5, generator=generator, requires_grad=True)  # 2 parts, 3 heads, head_dim 5
+    indices = torch.tensor([0, 1, 5, 6])  # batch 2, seq_len 4: sequence 0 at 0-1, sequence 1 at 1-2
+    parts = session_bert_modeling.split_heads(rows, indices, 2, 4, 3, 5)
+    expected = torch.zeros(8, 2, 3, 5).index_put((indices,), rows.view(4, 2, 3, 5))
+    for number, part in enumerate(parts):
+        assert part.shape == (2, 3, 4, 5) and part.transpose(0, 1).is_contiguous()
+        torch.testing.assert_close(part, expected[:, number].view(2, 4, 3, 5).transpose(1, 2))
+    upstream = [torch.randn(2, 3, 4, 5, generator=generator) for _ in parts]
+    (grad,) = torch.autograd.grad(sum((p * u).sum() for p, u in zip(parts, upstream)), rows)
+    gathered = torch.stack([u.transpose(1, 2).reshape(8, 15)[indices] for u in upstream], 1)
+    torch.testing.assert_close(grad, gathered.view(4, 30))
+    # Every position present (no padding): the same tensors without the scatter.
+    full = session_bert_modeling.split_heads(rows, None, 1, 4, 3, 5)
+    torch.testing.assert_close(full[1], rows.view(1, 4, 2, 3, 5)[:, :, 1].transpose(1, 2))
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])

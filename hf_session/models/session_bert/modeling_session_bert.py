@@ -103,6 +103,33 @@ def unpad_tokens(padded: torch.Tensor, token_indices: torch.Tensor | None) -> to
     return flat if token_indices is None else flat.index_select(0, token_indices)
 
 
+def split_heads(
+    rows: torch.Tensor,
+    indices: torch.Tensor | None,
+    batch_size: int,
+    seq_len: int,
+    num_heads: int,
+    head_dim: int,
+) -> tuple[torch.Tensor, ...]:
+    """(num_rows, parts · num_heads · head_dim) projections of the rows at flat `indices` of the (batch · seq_len)
+    grid (None: every position, in order) → `parts` tensors (batch, heads, seq_len, head_dim), zero where no row
+    sits.
+
+    They are views of contiguous (heads, batch, seq_len, head_dim) tensors, which attention reads without copies:
+    one scatter in (one gather for the gradient) instead of a scatter into (batch, seq_len) and a copy per part.
+    """
+    per_head = rows.view(rows.shape[0], -1, head_dim).transpose(0, 1)  # (parts · heads, rows, head_dim)
+    if indices is None:
+        grid = per_head.contiguous()
+    else:
+        grid = per_head.new_zeros(per_head.shape[0], batch_size * seq_len, head_dim).index_copy_(
+            1, indices, per_head
+        )
+    # Unbound before the transpose, so that the gradients stack back in this memory order (no copy for the view).
+    parts = grid.view(-1, num_heads, batch_size, seq_len, head_dim).unbind(0)
+    return tuple(part.transpose(0, 1) for part in parts)
+
+
 def packed_query_slots(positions: torch.Tensor, batch_size: int, seq_len: int) -> tuple[torch.Tensor, int]:
     """Flat positions (n,) in the (batch · seq_len) grid, in row-major order → their flat positions in a
     (batch, q_len) grid where each sequence's positions sit side by side from slot 0, and q_len (the most
@@ -164,13 +191,20 @@ def eager_attention_forward(
     attention probabilities (batch, heads, seq_len, seq_len).
 
     The mask and the scaling ride on one `baddbmm` (scores = mask + scaling · q kᵀ) instead of three passes
-    over the (batch, heads, seq_len, seq_len) scores (matmul, scale, mask).
+    over the (batch, heads, seq_len, seq_len) scores (matmul, scale, mask). Query, key and value laid out heads
+    first in memory (views of contiguous (heads, batch, seq_len, head_dim) tensors, as `split_heads` gives) are
+    read in that order, without copies.
     """
     batch_size, num_heads, q_len, head_dim = query.shape
     k_len = key.shape[2]
+    heads_first = batch_size > 1 and all(t.transpose(0, 1).is_contiguous() for t in (query, key, value))
+    if heads_first:  # bmm's batch is (heads, batch); everything below is arranged alike and turned at the end
+        query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        if attention_mask is not None:
+            attention_mask = attention_mask.transpose(0, 1)
+    shape = (query.shape[0], query.shape[1], q_len, k_len)
     q = query.reshape(batch_size * num_heads, q_len, head_dim)
     k_t = key.reshape(batch_size * num_heads, k_len, head_dim).transpose(1, 2)
-    shape = (batch_size, num_heads, q_len, k_len)
     if attention_mask is None:
         scores = torch.baddbmm(
             q.new_empty(()).expand(q.shape[0], q_len, k_len), q, k_t, beta=0.0, alpha=scaling
@@ -188,9 +222,18 @@ def eager_attention_forward(
     # The returned (batch, heads, q_len, k_len) probabilities are on the path to the output, so that gradients
     # reach them (`retain_grad`).
     probs = apply_dropout(F.softmax(scores.view(shape), dim=-1), dropout, module.training)
-    output = torch.bmm(probs.view(-1, q_len, k_len), value.reshape(batch_size * num_heads, k_len, head_dim))
-    output = output.view(batch_size, num_heads, q_len, head_dim).transpose(1, 2).contiguous()
-    return output, probs
+    weights = probs
+    if (
+        heads_first
+    ):  # returned as (batch, heads, ...); the output reads that view turned back, so it is on the path
+        probs = probs.transpose(0, 1)
+        weights = probs.transpose(0, 1)
+    output = torch.bmm(
+        weights.reshape(-1, q_len, k_len), value.reshape(batch_size * num_heads, k_len, head_dim)
+    )
+    output = output.view(*shape[:2], q_len, head_dim)
+    output = output.permute(1, 2, 0, 3) if heads_first else output.transpose(1, 2)
+    return output.contiguous(), probs
 
 
 class TiedGradient:
@@ -369,19 +412,21 @@ class SessionBertSelfAttention(nn.Module):
         batch_size, seq_len = layout.batch_size, layout.seq_len
         # The output rows' flat positions in a (batch, q_len) grid: the layout's, or the packed query slots below.
         q_len, output_slots = seq_len, layout.output_indices
+        sizes = (batch_size, seq_len, self.num_heads, self.head_dim)
         # One matmul for the three projections (and one scatter back to (batch, seq_len)) instead of three;
         # the weights stay three BERT-named Linear layers, so checkpoints map name for name.
         if layout.queries is None:
             qkv_weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             qkv_bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            qkv = layout.pad(F.linear(hidden_states, qkv_weight, qkv_bias))
-            qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
-            query, key, value = qkv.permute(2, 0, 3, 1, 4)  # 3 × (batch, heads, seq_len, head_dim)
+            query, key, value = split_heads(  # 3 × (batch, heads, seq_len, head_dim)
+                F.linear(hidden_states, qkv_weight, qkv_bias), layout.token_indices, *sizes
+            )
         else:
             kv_weight = torch.cat([self.key.weight, self.value.weight])
             kv_bias = torch.cat([self.key.bias, self.value.bias])
-            kv = layout.pad(F.linear(hidden_states, kv_weight, kv_bias))
-            key, value = kv.view(batch_size, seq_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            key, value = split_heads(
+                F.linear(hidden_states, kv_weight, kv_bias), layout.token_indices, *sizes
+            )
             rows, output_slots = layout.queries
             if attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[-2] == 1):
                 # A (batch, 1, 1, seq_len) key mask (or none) fits any number of queries: each sequence's queries
@@ -389,8 +434,14 @@ class SessionBertSelfAttention(nn.Module):
                 # in pretraining). Other masks (flash attention's 2-D one, 4-D query × key ones) keep seq_len.
                 output_slots, q_len = packed_query_slots(output_slots, batch_size, seq_len)
             # Slots without a query stay zero: they attend uniformly and their outputs are dropped below.
-            query = pad_tokens(self.query(hidden_states[rows]), output_slots, batch_size, q_len)
-            query = query.view(batch_size, q_len, self.num_heads, self.head_dim).transpose(1, 2)
+            (query,) = split_heads(
+                self.query(hidden_states[rows]),
+                output_slots,
+                batch_size,
+                q_len,
+                self.num_heads,
+                self.head_dim,
+            )
 
         implementation = self.config._attn_implementation
         cpu_dropout = self.training and self.dropout_prob > 0 and query.device.type == "cpu"
