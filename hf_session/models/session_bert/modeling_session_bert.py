@@ -223,9 +223,8 @@ def eager_attention_forward(
     # reach them (`retain_grad`).
     probs = apply_dropout(F.softmax(scores.view(shape), dim=-1), dropout, module.training)
     weights = probs
-    if (
-        heads_first
-    ):  # returned as (batch, heads, ...); the output reads that view turned back, so it is on the path
+    if heads_first:
+        # Returned as (batch, heads, ...); the output reads that view turned back, so it is on the path.
         probs = probs.transpose(0, 1)
         weights = probs.transpose(0, 1)
     output = torch.bmm(
