@@ -481,7 +481,7 @@ def test_split_heads_scatters_rows_heads_first():
         assert part.shape == (2, 3, 4, 5) and part.transpose(0, 1).is_contiguous()
         torch.testing.assert_close(part, expected[:, number].view(2, 4, 3, 5).transpose(1, 2))
     upstream = [torch.randn(2, 3, 4, 5, generator=generator) for _ in parts]
-    (grad,) = torch.autograd.grad(sum((p * u).sum() for p, u in zip(parts, upstream)), rows)
+    (grad,) = torch.autograd.grad(sum((p * u).sum() for p, u in zip(parts, upstream, strict=True)), rows)
     gathered = torch.stack([u.transpose(1, 2).reshape(8, 15)[indices] for u in upstream], 1)
     torch.testing.assert_close(grad, gathered.view(4, 30))
     # Every position present (no padding): the same tensors without the scatter.

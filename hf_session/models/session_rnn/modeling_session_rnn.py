@@ -691,7 +691,6 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
             denominator = num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum()
             if sparse:  # every row labelled (checked above): the cross-entropy that reuses its buffers
                 loss = _LabelledCrossEntropy.apply(logits, targets, float(self.config.label_smoothing))
-                loss = loss / denominator
             else:
                 loss = F.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]).float(),
@@ -700,7 +699,7 @@ class SessionRnnForConditionalGeneration(SessionRnnPreTrainedModel, GenerationMi
                     reduction="sum",
                     label_smoothing=float(self.config.label_smoothing),
                 )
-                loss = loss / denominator
+            loss = loss / denominator
         output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
